@@ -1,0 +1,319 @@
+"""Train the deep autoencoder of Kuchaiev & Ginsburg (2017) on MovieLens-1M and report its test RMSE.
+
+    python3 main.py                      # the seed's reference run
+    python3 main.py --epochs 3 --layers 512,256,512
+    python3 main.py --help               # every hyperparameter below has a flag
+
+Hyperparameters are the constants right below; edit them here or override them with flags.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
+
+import numpy as np
+
+import data_processor
+import utils
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hyperparameters: the seed's reference run.
+LAYERS = [512, 512, 1024, 512, 512]  # hidden sizes: encoder, latent (the middle one), decoder
+ACTIVATION = "selu"  # hidden layers
+LAST_ACTIVATION = "selu"  # output layer ('linear' for none)
+DROPOUT = 0.8  # Keras Dropout rate (fraction dropped) after the latent layer
+L2_ENCODE = 0.001  # L2 on encoder and latent kernels
+L2_DECODE = 0.001  # L2 on decoder and output kernels
+OPTIMIZER = "sgd"  # 'sgd' (with MOMENTUM) or 'adam'
+LEARNING_RATE = 0.001
+MOMENTUM = 0.9
+BATCH_SIZE = 512
+EPOCHS = 500  # at most: early stopping on the validation loss usually ends the run sooner
+EARLY_STOPPING_PATIENCE = 3  # epochs without improvement of val_loss by at least EARLY_STOPPING_MIN_DELTA
+EARLY_STOPPING_MIN_DELTA = 1e-4
+INPUT_FILL = "zero"  # unknown input ratings: 'zero', 'mean' (the row's mean rating) or a number; targets stay masked
+SPLIT_SEED = data_processor.SPLIT_SEED  # the 81/9/10 split
+SEED = 42  # weights, dropout and batch order
+# Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
+# 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
+TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
+PRECISION = "float32"  # or 'bfloat16' (mixed precision: bfloat16 compute, float32 weights)
+# Files and logging.
+MOVIELENS_DIR = data_processor.MOVIELENS_DIR  # overridden by $MOVIELENS_DIR, then by --data-dir
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+COMET_PROJECT = "deep-autoencoders-cf"
+# ----------------------------------------------------------------------------------------------------------------
+
+ACTIVATIONS = ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"]
+
+
+class ConfigError(Exception):
+    """A hyperparameter the program cannot run with; the message names the flag and the accepted values."""
+
+
+def parse_config(argv=None):
+    """Constants above, then flags. Returns a dict of every hyperparameter, validated."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--layers", type=parse_layers, default=LAYERS, help=f"hidden sizes, comma-separated (default {LAYERS})")
+    add("--activation", choices=ACTIVATIONS, default=ACTIVATION)
+    add("--last-activation", choices=ACTIVATIONS, default=LAST_ACTIVATION)
+    add("--dropout", type=float, default=DROPOUT, help="dropout rate after the latent layer, in [0, 1)")
+    add("--l2-encode", type=float, default=L2_ENCODE)
+    add("--l2-decode", type=float, default=L2_DECODE)
+    add("--optimizer", choices=["sgd", "adam"], default=OPTIMIZER)
+    add("--learning-rate", type=float, default=LEARNING_RATE)
+    add("--momentum", type=float, default=MOMENTUM, help="SGD momentum")
+    add("--batch-size", type=int, default=BATCH_SIZE)
+    add("--epochs", type=int, default=EPOCHS, help="maximum number of epochs")
+    add("--patience", type=int, default=EARLY_STOPPING_PATIENCE, help="early-stopping patience in epochs")
+    add("--min-delta", type=float, default=EARLY_STOPPING_MIN_DELTA, help="early-stopping minimum improvement")
+    add("--input-fill", default=INPUT_FILL, help="'zero', 'mean' or a number: what unknown input ratings become")
+    add("--split-seed", type=int, default=SPLIT_SEED)
+    add("--seed", type=int, default=SEED)
+    add("--training-path", choices=["auto", "sparse", "dense"], default=TRAINING_PATH)
+    add("--precision", choices=["float32", "bfloat16"], default=PRECISION)
+    add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
+    add("--results-dir", type=Path, default=RESULTS_DIR)
+    add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
+    config = vars(parser.parse_args(argv))
+    validate_config(config)
+    return config
+
+
+def parse_layers(text):
+    try:
+        sizes = [int(size) for size in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 512,256,512")
+    return sizes
+
+
+def validate_config(config):
+    """Check every hyperparameter before any data is loaded or model built (edited constants included)."""
+    def require(condition, flag, accepted):
+        if not condition:
+            raise ConfigError(f"{flag} {config[flag[2:].replace('-', '_')]!r} is invalid: {accepted}.")
+
+    layers = config["layers"]
+    require(isinstance(layers, list) and len(layers) > 0 and all(isinstance(n, int) and n > 0 for n in layers),
+            "--layers", "give one or more positive integers, e.g. --layers 512,512,1024,512,512")
+    require(0 <= config["dropout"] < 1, "--dropout", "a fraction in [0, 1)")
+    require(config["activation"] in ACTIVATIONS, "--activation", f"one of {', '.join(ACTIVATIONS)}")
+    require(config["last_activation"] in ACTIVATIONS, "--last-activation", f"one of {', '.join(ACTIVATIONS)}")
+    require(config["optimizer"] in ("sgd", "adam"), "--optimizer", "'sgd' or 'adam'")
+    require(config["learning_rate"] > 0, "--learning-rate", "a positive number, e.g. 0.001")
+    require(0 <= config["momentum"] < 1, "--momentum", "a number in [0, 1)")
+    require(config["batch_size"] > 0, "--batch-size", "a positive integer, e.g. 512")
+    require(config["epochs"] > 0, "--epochs", "a positive integer, e.g. 500")
+    require(config["patience"] > 0, "--patience", "a positive integer, e.g. 3")
+    require(config["min_delta"] >= 0, "--min-delta", "a number >= 0, e.g. 0.0001")
+    require(config["l2_encode"] >= 0, "--l2-encode", "a number >= 0, e.g. 0.001")
+    require(config["l2_decode"] >= 0, "--l2-decode", "a number >= 0, e.g. 0.001")
+    fill = str(config["input_fill"])
+    require(fill in ("zero", "mean") or fill.replace(".", "", 1).isdigit(), "--input-fill",
+            "'zero', 'mean' or a number such as 3")
+    config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
+    require(config["training_path"] in ("auto", "sparse", "dense"), "--training-path", "'auto', 'sparse' or 'dense'")
+    require(config["precision"] in ("float32", "bfloat16"), "--precision", "'float32' or 'bfloat16'")
+    if config["training_path"] == "auto":
+        config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
+    require(config["training_path"] == "dense" or config["input_fill"] == "zero", "--training-path",
+            "'dense' when --input-fill is not 'zero' (a filled input matrix is dense)")
+
+
+def prepare_results_dir(results_dir):
+    """Fail now, not after hours of training, if results cannot be written."""
+    results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"--results-dir {results_dir} is a file, not a folder. Fix: remove it or choose another "
+                          f"folder with --results-dir PATH.")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = utils.atomic_path(results_dir / "write-test")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--results-dir {results_dir} is not writable ({error.strerror}). Fix: make it writable "
+                          f"or choose another folder with --results-dir PATH.") from None
+    return results_dir
+
+
+def main(argv=None):
+    try:
+        return run(parse_config(argv))
+    except (ConfigError, data_processor.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(config):
+    results_dir = prepare_results_dir(config["results_dir"])
+
+    # -------- data: file -> validated ratings -> 81/9/10 split -> sparse user x item matrices
+    started = time.perf_counter()
+    data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(config["data_dir"]))
+    data = data_processor.load_movielens(data_dir)
+    split = data_processor.split_ratings(data, seed=config["split_seed"])
+    shape = data_processor.matrix_shape(data, "user")
+    matrices = {part: data_processor.sparse_rating_matrix(*data_processor.triples(data, split[part]), shape)
+                for part in ("train", "val", "test")}
+    print(f"Data: {len(data['ratings']):,} ratings from {data_dir}; train/val/test "
+          f"{len(split['train']):,}/{len(split['val']):,}/{len(split['test']):,} "
+          f"({time.perf_counter() - started:.2f} s)")
+
+    # -------- model
+    import keras
+    import tensorflow as tf
+    from model import DeepAutoEncoder
+
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config["precision"] == "bfloat16" else "float32")
+    model = DeepAutoEncoder(
+        shape[1], layers=config["layers"], dropout=config["dropout"], activation=config["activation"],
+        last_activation=config["last_activation"], l2_encode=config["l2_encode"], l2_decode=config["l2_decode"])
+    if config["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
+    else:
+        optimizer = keras.optimizers.Adam(config["learning_rate"])
+    model.compile(optimizer=optimizer, jit_compile=False)  # XLA measured slower than oneDNN's kernels on CPU
+    model.build()
+
+    # The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
+    # training, the validation ratings when validating and the test ratings when testing.
+    train_inputs = matrices["train"]
+    if config["training_path"] == "sparse":
+        train_data = sparse_batches(train_inputs, matrices["train"], config["batch_size"], shuffle_seed=config["seed"])
+        val_data = sparse_batches(train_inputs, matrices["val"], config["batch_size"])
+    else:
+        dense_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
+        train_inputs = dense_inputs
+        train_data = (dense_inputs, matrices["train"].toarray())
+        val_data = (dense_inputs, matrices["val"].toarray())
+
+    # -------- training
+    checkpoint = utils.Checkpoint(results_dir)
+    history, initial_epoch = checkpoint.history, 0
+    if config["resume"]:
+        if not checkpoint.exists():
+            raise ConfigError(f"--resume: no checkpoint in {results_dir}. Fix: run without --resume, or point "
+                              f"--results-dir at the folder of the interrupted run.")
+        optimizer.build(model.trainable_variables)
+        checkpoint.load(model)
+        initial_epoch = len(history)
+        print(f"Resuming from the checkpoint of epoch {initial_epoch} in {results_dir}")
+
+    comet = utils.CometLogger(COMET_PROJECT, results_dir)
+    comet.log_parameters({key: str(value) for key, value in config.items()})
+    summary_lines = []
+    model.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
+    comet.log_model_summary("\n".join(summary_lines))
+
+    early_stopping = utils.ResumableEarlyStopping(history, monitor="val_loss", min_delta=config["min_delta"],
+                                                  patience=config["patience"])
+    epoch_logger = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: comet.log_metrics(logs, epoch=epoch + 1))
+    callbacks = [keras.callbacks.TerminateOnNaN(), early_stopping, checkpoint, epoch_logger]
+
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    print(f"Training on the {config['training_path']} path ({config['precision']}), "
+          f"up to {config['epochs']} epochs from epoch {initial_epoch + 1}")
+    started = time.perf_counter()
+    try:
+        model.fit(*train_data if isinstance(train_data, tuple) else (train_data,),
+                  batch_size=config["batch_size"], epochs=config["epochs"], initial_epoch=initial_epoch,
+                  validation_data=val_data, callbacks=callbacks, shuffle=True, verbose=2)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
+              f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "
+              f"(and the same other flags).", file=sys.stderr)
+        comet.end()
+        return 130
+    train_seconds = time.perf_counter() - started
+    diverged = checkpoint.diverged
+    if diverged:
+        print(f"error: the loss became NaN or infinite at epoch {len(history) + 1}: training diverged, most likely "
+              f"because the learning rate is too high (--learning-rate {config['learning_rate']}). Evaluating the "
+              f"last good checkpoint (epoch {len(history)}); try a smaller --learning-rate.", file=sys.stderr)
+        if checkpoint.exists():
+            checkpoint.load(model)
+
+    # -------- evaluation on (user, item, rating) triples
+    metrics = {"diverged": diverged}
+    for part in ("val", "test"):
+        users, items, ratings = data_processor.triples(data, split[part])
+        predictions = utils.predict_at(model, train_inputs, users, items)
+        metrics[f"{part}_masked_rmse"] = utils.per_user_masked_rmse(users, ratings, predictions)
+        metrics[f"{part}_rmse"] = utils.global_rmse(ratings, predictions)
+    epochs_run = len(history)
+    metrics.update({
+        "epochs": epochs_run, "train_seconds": round(train_seconds, 2),
+        "seconds_per_epoch": round(train_seconds / max(epochs_run - initial_epoch, 1), 4),
+        "peak_memory_mb": round(utils.peak_memory_mb(), 1),
+        "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
+        "config": {key: str(value) if isinstance(value, Path) else value for key, value in config.items()},
+    })
+
+    # -------- results
+    model_path = results_dir / "model.keras"
+    utils.write_atomic(model_path, lambda path: model.save(path))
+    utils.save_json(results_dir / "config.json", metrics["config"])
+    if history:
+        utils.save_history_csv(results_dir / "history.csv", history)
+        utils.plot_curves(results_dir / "loss.png", history, "loss", "Masked RMSE loss + L2 penalty", "loss")
+        utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
+                          "Masked RMSE (predictions clipped to [1, 5])", "masked RMSE")
+        for figure in ("loss.png", "rmse.png"):
+            comet.log_figure(results_dir / figure)
+    utils.save_json(results_dir / "metrics.json", metrics)
+    comet.log_metrics({key: value for key, value in metrics.items() if isinstance(value, (int, float))})
+    comet.end()
+    checkpoint.remove()
+
+    print(f"\nTest masked RMSE (seed metric, per-user): {metrics['test_masked_rmse']:.4f}")
+    print(f"Test RMSE (global, literature metric):     {metrics['test_rmse']:.4f}")
+    print(f"Epochs: {epochs_run}, training time: {train_seconds:.1f} s ({metrics['seconds_per_epoch']:.3f} s/epoch)")
+    print(f"Results in {results_dir}: metrics.json, history.csv, loss.png, rmse.png, model.keras, config.json")
+    print_recommendations(model, train_inputs, data, user=0)
+    return 1 if diverged else 0
+
+
+def sparse_batches(inputs, targets, batch_size, shuffle_seed=None):
+    """The fast path's input pipeline: rows of two sparse matrices, batched as tf.SparseTensor."""
+    import tensorflow as tf
+
+    def to_tf(matrix):
+        coo = matrix.tocoo()
+        indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+        return tf.sparse.reorder(tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape))
+
+    dataset = tf.data.Dataset.from_tensor_slices((to_tf(inputs), to_tf(targets)))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def print_recommendations(model, inputs, data, user, count=10):
+    """Top-`count` movies the user has not rated, by predicted rating, among movies someone rated."""
+    predicted = utils.predict_rows(model, inputs, np.array([user]))[0]
+    candidates = np.zeros(len(predicted), dtype=bool)
+    candidates[np.unique(data["items"])] = True
+    candidates[data["items"][data["users"] == user]] = False
+    best = np.flatnonzero(candidates)[np.argsort(-predicted[candidates], kind="stable")[:count]]
+    print(f"\nTop {count} recommendations for UserID {user + 1} (movies they have not rated):")
+    for rank, item in enumerate(best, start=1):
+        title = data["titles"].get(int(item), f"MovieID {item + 1}")
+        print(f"{rank:2d}. {title}  (predicted {predicted[item]:.2f})")
+
+
+def raise_keyboard_interrupt(signum, frame):
+    """SIGTERM is handled like Ctrl-C: the run stops and keeps its last checkpoint."""
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The deep autoencoder of Kuchaiev & Ginsburg (2017) in Keras 3, as the seed built it.
+
+    input (a row of ratings) -> Dense encoder layers -> latent Dense -> Dropout -> Dense decoder layers -> Dense output
+
+`layers` lists the hidden sizes, encoder, latent and decoder: [512, 512, 1024, 512, 512] has a 1024-unit latent
+layer in the middle. L2 regularisation is `l2_encode` on encoder and latent kernels, `l2_decode` on decoder and
+output kernels. The loss is the masked RMSE of utils.py: only known ratings count.
+
+Training steps accept a batch either as dense arrays (the plain reference path) or as tf.SparseTensor (the fast
+path: the rating matrix stays sparse, the batch is densified inside the compiled step and the loss reads the
+output only at the known ratings). Both compute the same loss and gradients.
+"""
+
+import keras
+import tensorflow as tf
+
+from utils import masked_rmse, masked_rmse_sparse
+
+
+class TiedDense(keras.layers.Layer):
+    """A decoder layer whose kernel is the transposed kernel of an encoder layer (the paper's constrained
+    autoencoder); it owns only its bias."""
+
+    def __init__(self, tied_to, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.tied_to = tied_to
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.tied_to.kernel.shape[0],), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        kernel = tf.cast(tf.transpose(self.tied_to.kernel), inputs.dtype)
+        return self.activation(tf.matmul(inputs, kernel) + tf.cast(self.bias, inputs.dtype))
+
+
+@keras.saving.register_keras_serializable(package="deeprec")
+class DeepAutoEncoder(keras.Model):
+    def __init__(self, n_inputs, layers=(512, 512, 1024, 512, 512), dropout=0.8, activation="selu",
+                 last_activation="selu", l2_encode=0.001, l2_decode=0.001, constrained=False, input_dropout=0.0,
+                 refeed_steps=0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_inputs, self.layer_sizes = n_inputs, list(layers)
+        self.dropout_rate, self.input_dropout_rate = dropout, input_dropout
+        self.activation_name, self.last_activation_name = activation, last_activation
+        self.l2_encode, self.l2_decode = l2_encode, l2_decode
+        self.constrained, self.refeed_steps = constrained, refeed_steps
+
+        latent = len(self.layer_sizes) // 2  # index of the latent layer: the middle one
+        encoder_sizes, decoder_sizes = self.layer_sizes[:latent + 1], self.layer_sizes[latent + 1:]
+
+        def dense(units, l2, name, activation_name):
+            return keras.layers.Dense(units, activation=activation_name, name=name,
+                                      kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
+
+        self.input_noise = keras.layers.Dropout(input_dropout, name="input_dropout")
+        encoder_names = [f"encoder_{i}" for i in range(latent)] + ["latent"]
+        self.encoder = [dense(units, l2_encode, name, activation) for units, name in zip(encoder_sizes, encoder_names)]
+        self.dropout = keras.layers.Dropout(dropout, name="latent_dropout")
+        if constrained:
+            # Decoder layer i mirrors encoder layer -1-i; the output mirrors the first encoder layer.
+            self.decoder = [TiedDense(self.encoder[-1 - i], activation, name=f"decoder_{i}")
+                            for i in range(len(decoder_sizes))]
+            self.output_layer = TiedDense(self.encoder[0], last_activation, name="output")
+        else:
+            self.decoder = [dense(units, l2_decode, f"decoder_{i}", activation) for i, units in enumerate(decoder_sizes)]
+            self.output_layer = dense(n_inputs, l2_decode, "output", last_activation)
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.rmse_tracker = keras.metrics.Mean(name="masked_rmse_clip")
+
+    def build(self, input_shape=None):
+        """Create every weight up front, so that saved weights can be loaded before any training step."""
+        size = self.n_inputs
+        for layer in self.encoder + self.decoder + [self.output_layer]:
+            layer.build((None, size))
+            size = layer.tied_to.kernel.shape[0] if isinstance(layer, TiedDense) else layer.units
+
+    def call(self, inputs, training=False):
+        hidden = self.input_noise(inputs, training=training)
+        for layer in self.encoder:
+            hidden = layer(hidden)
+        hidden = self.dropout(hidden, training=training)
+        for layer in self.decoder:
+            hidden = layer(hidden)
+        return tf.cast(self.output_layer(hidden), tf.float32)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Training: the loss is the masked RMSE plus the L2 penalties (as Keras reports it); the metric is the seed's
+    # masked RMSE with predictions clipped to [1, 5].
+
+    def loss_and_gradients(self, inputs, targets):
+        """One forward and backward pass. `inputs` and `targets` are dense tensors or tf.SparseTensor."""
+        if isinstance(inputs, tf.SparseTensor):
+            inputs = tf.sparse.to_dense(inputs)
+        rmse = masked_rmse_sparse if isinstance(targets, tf.SparseTensor) else masked_rmse
+        with tf.GradientTape() as tape:
+            outputs = self(inputs, training=True)
+            loss = rmse(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+        gradients = tape.gradient(loss, self.trainable_variables)
+        return loss, gradients, outputs, rmse(targets, outputs, clip=True)
+
+    def train_step(self, data):
+        inputs, targets = data
+        loss, gradients, outputs, clipped_rmse = self.loss_and_gradients(inputs, targets)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        # Dense re-feeding (paper, section 3.3): the dense output f(x) is a valid rating vector for the same user,
+        # so it is fed back as input and target, and the network takes another step on it.
+        for _ in range(self.refeed_steps):
+            refed = tf.stop_gradient(outputs)
+            _, gradients, outputs, _ = self.loss_and_gradients(refed, refed)
+            self.optimizer.apply(gradients, self.trainable_variables)
+        batch_rows = tf.cast(tf.shape(outputs)[0], tf.float32)
+        self.loss_tracker.update_state(loss, sample_weight=batch_rows)
+        self.rmse_tracker.update_state(clipped_rmse, sample_weight=batch_rows)
+        return {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result()}
+
+    def test_step(self, data):
+        inputs, targets = data
+        if isinstance(inputs, tf.SparseTensor):
+            inputs = tf.sparse.to_dense(inputs)
+        rmse = masked_rmse_sparse if isinstance(targets, tf.SparseTensor) else masked_rmse
+        outputs = self(inputs, training=False)
+        loss = rmse(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+        batch_rows = tf.cast(tf.shape(outputs)[0], tf.float32)
+        self.loss_tracker.update_state(loss, sample_weight=batch_rows)
+        self.rmse_tracker.update_state(rmse(targets, outputs, clip=True), sample_weight=batch_rows)
+        return {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.rmse_tracker]
+
+    def get_config(self):
+        return {"n_inputs": self.n_inputs, "layers": self.layer_sizes, "dropout": self.dropout_rate,
+                "activation": self.activation_name, "last_activation": self.last_activation_name,
+                "l2_encode": self.l2_encode, "l2_decode": self.l2_decode, "constrained": self.constrained,
+                "input_dropout": self.input_dropout_rate, "refeed_steps": self.refeed_steps, "name": self.name}

@@ -1,0 +1,217 @@
+"""The program as users run it: flags, errors, a short training run and its files, CometML offline, divergence,
+interrupt and resume. Runs on small synthetic data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import data_processor
+import main
+from conftest import PROJECT_DIR
+
+TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
+
+
+def run_program(*args, env=None, timeout=300):
+    """python3 main.py ARGS in a subprocess; returns (exit status, stdout + stderr)."""
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), *map(str, args)], capture_output=True,
+                            text=True, timeout=timeout, env={**os.environ, "COMET_API_KEY": "", **(env or {})})
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_defaults_are_the_seed_reference_run():
+    config = main.parse_config([])
+    assert config["layers"] == [512, 512, 1024, 512, 512] and config["dropout"] == 0.8
+    assert config["activation"] == config["last_activation"] == "selu"
+    assert (config["learning_rate"], config["momentum"], config["batch_size"]) == (0.001, 0.9, 512)
+    assert (config["l2_encode"], config["l2_decode"], config["epochs"]) == (0.001, 0.001, 500)
+    assert (config["patience"], config["min_delta"], config["split_seed"]) == (3, 1e-4, 1994)
+
+
+def test_flags_override_constants():
+    config = main.parse_config(["--epochs", "3", "--layers", "512,256,512", "--learning-rate", "0.01",
+                                "--dropout", "0.5", "--batch-size", "64", "--optimizer", "adam",
+                                "--split-seed", "7", "--input-fill", "mean"])
+    assert config["epochs"] == 3 and config["layers"] == [512, 256, 512] and config["learning_rate"] == 0.01
+    assert config["dropout"] == 0.5 and config["batch_size"] == 64 and config["optimizer"] == "adam"
+    assert config["split_seed"] == 7 and config["input_fill"] == "mean"
+    assert config["training_path"] == "dense"  # a filled input is dense
+
+
+def test_help_lists_every_flag():
+    status, output = run_program("--help")
+    assert status == 0
+    for flag in ["--layers", "--dropout", "--learning-rate", "--batch-size", "--epochs", "--data-dir",
+                 "--results-dir", "--resume", "--split-seed", "--precision", "--training-path"]:
+        assert flag in output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--dropout", "1.5"], ["--dropout", "[0, 1)"]),
+    (["--layers", "512,abc"], ["--layers", "comma-separated list of integers"]),
+    (["--layers", "512,0"], ["--layers", "positive integers"]),
+    (["--batch-size", "0"], ["--batch-size", "positive integer"]),
+    (["--epochs", "-1"], ["--epochs", "positive integer"]),
+    (["--learning-rate", "0"], ["--learning-rate", "positive number"]),
+    (["--activation", "sigmoidal"], ["--activation", "invalid choice", "selu"]),
+    (["--optimizer", "rmsprop"], ["--optimizer", "invalid choice", "adam"]),
+    (["--input-fill", "average"], ["--input-fill", "'mean'"]),
+    (["--learning-rte", "0.1"], ["unrecognized arguments", "--learning-rte"]),
+])
+def test_bad_hyperparameters_are_named_before_any_work(args, words, tmp_path):
+    status, output = run_program(*args, "--data-dir", tmp_path / "no-data", "--results-dir", tmp_path / "r")
+    assert status == 2 and "Traceback" not in output
+    for word in words:
+        assert word in output
+    assert "Data:" not in output and not (tmp_path / "no-data").exists()
+
+
+def test_unusable_results_dir_is_refused_before_training(movielens_dir, tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", blocker, *TINY)
+    assert status == 2 and "Traceback" not in output
+    assert "is a file, not a folder" in output and "--results-dir" in output and "Training" not in output
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    if os.access(read_only, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root): cannot test a read-only folder")
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", read_only, *TINY)
+    assert status == 2 and "not writable" in output
+
+
+def test_missing_data_and_no_download_gives_clear_error(tmp_path, monkeypatch, capsys):
+    # A file:// URL that does not exist stands for an offline machine.
+    monkeypatch.setattr(data_processor, "MOVIELENS_URL", (tmp_path / "offline" / "ml-1m.zip").as_uri())
+    status = main.main(["--data-dir", str(tmp_path / "ml-1m"), "--results-dir", str(tmp_path / "r"), *TINY])
+    output = capsys.readouterr().err
+    assert status == 2 and output.startswith("error: ")
+    for word in [str(tmp_path / "ml-1m"), "offline/ml-1m.zip", "--data-dir", "MOVIELENS_DIR"]:
+        assert word in output
+
+
+def test_malformed_ratings_file_gives_clear_error(movielens_dir, tmp_path):
+    ratings = movielens_dir / "ratings.dat"
+    ratings.write_text(ratings.read_text().replace("\n", "\n7::x::3::0\n", 1))
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", *TINY)
+    assert status == 2 and "Traceback" not in output
+    assert "ratings.dat, line 2: MovieID is not an integer: '7::x::3::0'" in output
+
+
+def test_short_training_run_writes_every_result(movielens_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    status = main.main(["--data-dir", str(movielens_dir), "--results-dir", str(results), "--epochs", "25",
+                      "--patience", "100", *TINY])
+    assert status == 0
+    for name in ["metrics.json", "history.csv", "loss.png", "rmse.png", "model.keras", "config.json"]:
+        assert (results / name).stat().st_size > 0, name
+    assert not (results / "checkpoint.json").exists()  # removed once the run has finished
+    metrics = json.loads((results / "metrics.json").read_text())
+    for key in ["test_masked_rmse", "test_rmse", "val_masked_rmse", "val_rmse", "epochs", "train_seconds",
+                "seconds_per_epoch", "n_train", "n_val", "n_test", "config"]:
+        assert key in metrics
+    assert metrics["diverged"] is False and metrics["epochs"] == 25
+    assert 0.3 < metrics["test_rmse"] < 2.0 and 0.3 < metrics["test_masked_rmse"] < 2.0
+    history = (results / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss,masked_rmse_clip,val_loss,val_masked_rmse_clip")
+    losses = [float(line.split(",")[1]) for line in history[1:]]
+    assert losses[-1] < losses[0]  # training lowers the loss
+    output = capsys.readouterr().out
+    assert "Test masked RMSE (seed metric, per-user)" in output and "Top 10 recommendations" in output
+    assert "Movie " in output  # titles from movies.dat
+
+
+def test_same_seed_gives_same_metrics(movielens_dir, tmp_path):
+    results = []
+    for name in ("a", "b"):
+        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / name),
+                          "--epochs", "3", *TINY]) == 0
+        results.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert results[0]["test_rmse"] == results[1]["test_rmse"]
+    assert results[0]["test_masked_rmse"] == results[1]["test_masked_rmse"]
+
+
+def test_dense_and_sparse_paths_agree(movielens_dir, tmp_path):
+    metrics = {}
+    for path in ("dense", "sparse"):
+        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / path), "--epochs", "3",
+                          "--training-path", path, *TINY]) == 0
+        metrics[path] = json.loads((tmp_path / path / "metrics.json").read_text())
+    assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["sparse"]["test_rmse"], abs=0.005)
+
+
+def test_comet_offline_writes_an_archive(movielens_dir, tmp_path):
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", "--epochs", "2",
+                                 *TINY, env={"COMET_MODE": "offline"})
+    assert status == 0, output
+    assert "CometML logging is on (offline" in output
+    assert list((tmp_path / "r").glob("*.zip")), "no offline CometML archive in the results folder"
+
+
+def test_comet_failure_warns_and_run_goes_on(movielens_dir, tmp_path):
+    # An unreachable server stands for a bad key or no network.
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", "--epochs", "2",
+                                 *TINY, env={"COMET_API_KEY": "not-a-real-key",
+                                             "COMET_URL_OVERRIDE": "http://127.0.0.1:9/clientlib/",
+                                             "COMET_OPTIMIZER_URL": "http://127.0.0.1:9/optimizer/"})
+    assert status == 0, output
+    assert "Traceback" not in output
+    assert (tmp_path / "r" / "metrics.json").is_file()
+
+
+def test_divergence_stops_with_a_message_and_is_recorded(movielens_dir, tmp_path):
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", "--epochs", "20",
+                                 "--layers", "16,8,16", "--batch-size", "16", "--learning-rate", "1e6",
+                                 "--last-activation", "linear", "--activation", "linear")
+    assert status == 1 and "Traceback" not in output
+    assert "diverged" in output and "--learning-rate" in output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["diverged"] is True
+
+
+def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path):
+    results = tmp_path / "r"
+    args = [sys.executable, str(PROJECT_DIR / "main.py"), "--data-dir", str(movielens_dir),
+            "--results-dir", str(results), "--epochs", "400", *TINY]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "COMET_API_KEY": ""})
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until a few epochs are checkpointed
+        state = results / "checkpoint.json"
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 3:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output and "--resume" in output
+    interrupted_at = json.loads((results / "checkpoint.json").read_text())["epoch"]
+    assert 3 <= interrupted_at < 400 and (results / "checkpoint.weights.h5").is_file()
+
+    assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(results), "--epochs",
+                      str(interrupted_at + 3), "--resume", *TINY]) == 0
+    history = (results / "history.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(1, interrupted_at + 4))
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["epochs"] == interrupted_at + 3
+
+
+def test_resume_without_checkpoint_is_explained(movielens_dir, tmp_path):
+    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", "--resume", *TINY)
+    assert status == 2 and "no checkpoint" in output and "Traceback" not in output
+
+
+def test_integration_on_real_movielens(real_data_dir, tmp_path):
+    """One epoch of the seed's network on the real data, end to end."""
+    results = tmp_path / "results"
+    assert main.main(["--data-dir", str(real_data_dir), "--results-dir", str(results), "--epochs", "1"]) == 0
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (810169, 90019, 100021)
+    assert metrics["epochs"] == 1 and 0.5 < metrics["test_rmse"] < 4.5

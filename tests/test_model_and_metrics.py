@@ -1,0 +1,107 @@
+"""Masked losses and metrics against plain NumPy, and the autoencoder's structure and training paths."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.sparse
+import tensorflow as tf
+
+import utils
+from model import DeepAutoEncoder, TiedDense
+
+
+def random_ratings(rows=8, cols=30, density=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    ratings = rng.integers(1, 6, (rows, cols)).astype(np.float32)
+    ratings[rng.random((rows, cols)) > density] = 0
+    ratings[-1] = 0  # a row without any rating must be left out, not counted as 0
+    return ratings
+
+
+def numpy_masked_rmse(y_true, y_pred, clip=False):
+    y_pred = np.clip(y_pred, 1, 5) if clip else y_pred
+    row_rmse = [np.sqrt(np.mean((y_pred[i][y_true[i] > 0] - y_true[i][y_true[i] > 0]) ** 2))
+                for i in range(len(y_true)) if (y_true[i] > 0).any()]
+    return np.mean(row_rmse)
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_masked_rmse_matches_numpy_dense_and_sparse(clip):
+    y_true = random_ratings()
+    y_pred = np.random.default_rng(1).uniform(0, 6, y_true.shape).astype(np.float32)
+    expected = numpy_masked_rmse(y_true, y_pred, clip)
+    assert float(utils.masked_rmse(y_true, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+    sparse = tf.sparse.from_dense(y_true)
+    assert float(utils.masked_rmse_sparse(sparse, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_numpy_metrics_match_plain_computation():
+    rng = np.random.default_rng(2)
+    users = rng.integers(0, 20, 500)
+    ratings = rng.integers(1, 6, 500).astype(np.float32)
+    predictions = rng.uniform(0, 6, 500).astype(np.float32)
+    clipped = np.clip(predictions, 1, 5)
+    per_user = [np.sqrt(np.mean((clipped[users == u] - ratings[users == u]) ** 2)) for u in np.unique(users)]
+    assert utils.per_user_masked_rmse(users, ratings, predictions) == pytest.approx(np.mean(per_user), rel=1e-6)
+    assert utils.global_rmse(ratings, predictions) == pytest.approx(np.sqrt(np.mean((clipped - ratings) ** 2)))
+
+
+def small_model(n_inputs=30, **kwargs):
+    keras.utils.set_random_seed(0)
+    model = DeepAutoEncoder(n_inputs, **{"layers": [16, 8, 16], "dropout": 0.5, **kwargs})
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    model.build()
+    return model
+
+
+def test_model_structure_follows_the_seed():
+    model = DeepAutoEncoder(30, layers=[512, 512, 1024, 512, 512], dropout=0.8)
+    model.build()
+    assert [layer.units for layer in model.encoder] == [512, 512, 1024]
+    assert model.encoder[-1].name == "latent" and model.dropout.rate == 0.8
+    assert [layer.units for layer in model.decoder] == [512, 512] and model.output_layer.units == 30
+    assert model(np.zeros((4, 30), np.float32)).shape == (4, 30)
+    assert len(model.losses) == 6  # an L2 penalty on every kernel
+
+
+def test_l2_penalties_use_encode_and_decode_strengths():
+    model = small_model(l2_encode=0.5, l2_decode=0.0)
+    expected = sum(0.5 * np.sum(layer.kernel.numpy() ** 2) for layer in model.encoder)
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sparse_and_dense_batches_give_same_loss_and_gradients():
+    model = small_model(dropout=0.0)
+    inputs = random_ratings()
+    loss_dense, grads_dense, _, rmse_dense = model.loss_and_gradients(tf.constant(inputs), tf.constant(inputs))
+    sparse = tf.sparse.from_dense(inputs)
+    loss_sparse, grads_sparse, _, rmse_sparse = model.loss_and_gradients(sparse, sparse)
+    assert float(loss_dense) == pytest.approx(float(loss_sparse), rel=1e-6)
+    assert float(rmse_dense) == pytest.approx(float(rmse_sparse), rel=1e-6)
+    for dense, sparse_grad in zip(grads_dense, grads_sparse):
+        np.testing.assert_allclose(dense, tf.convert_to_tensor(sparse_grad), rtol=1e-5, atol=1e-7)
+
+
+def test_training_lowers_the_loss():
+    model = small_model(dropout=0.0)
+    inputs = random_ratings(rows=64, density=0.5)
+    first = model.evaluate(inputs, inputs, verbose=0, return_dict=True)["loss"]
+    model.fit(inputs, inputs, epochs=30, batch_size=16, verbose=0)
+    assert model.evaluate(inputs, inputs, verbose=0, return_dict=True)["loss"] < first * 0.8
+
+
+def test_predict_at_reads_the_right_positions():
+    model = small_model()
+    inputs = scipy.sparse.csr_matrix(random_ratings())
+    rows, cols = np.array([3, 0, 3, 5]), np.array([2, 7, 9, 0])
+    full = model(inputs.toarray(), training=False).numpy()
+    np.testing.assert_allclose(utils.predict_at(model, inputs, rows, cols, batch_size=2), full[rows, cols],
+                               rtol=1e-5)
+
+
+def test_saved_model_reloads_with_same_predictions(tmp_path):
+    model = small_model()
+    inputs = random_ratings()
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(reloaded(inputs), model(inputs), rtol=1e-6)
