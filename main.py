@@ -37,6 +37,13 @@ EPOCHS = 500  # at most: early stopping on the validation loss usually ends the 
 EARLY_STOPPING_PATIENCE = 3  # epochs without improvement of val_loss by at least EARLY_STOPPING_MIN_DELTA
 EARLY_STOPPING_MIN_DELTA = 1e-4
 INPUT_FILL = "zero"  # unknown input ratings: 'zero', 'mean' (the row's mean rating) or a number; targets stay masked
+# The paper's techniques beyond the seed (all off in the seed's run).
+ORIENTATION = "user"  # 'user': a row is a user's ratings (the seed, the paper); 'item': a row is an item's (I-AutoRec)
+CONSTRAINED = False  # tie the decoder's kernels to the transposed encoder kernels
+INPUT_DROPOUT = 0.0  # dropout on the input ratings (input noise)
+REFEED_STEPS = 0  # dense re-feeding: extra steps per batch on the network's own dense output
+LR_SCHEDULE = "none"  # 'none', 'step' (halve at LR_STEP_EPOCHS, as NVIDIA's reference) or 'plateau' (halve on a stall)
+LR_STEP_EPOCHS = [24, 36, 48, 66, 72]
 SPLIT_SEED = data_processor.SPLIT_SEED  # the 81/9/10 split
 SEED = 42  # weights, dropout and batch order
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
@@ -47,6 +54,19 @@ PRECISION = "float32"  # or 'bfloat16' (mixed precision: bfloat16 compute, float
 MOVIELENS_DIR = data_processor.MOVIELENS_DIR  # overridden by $MOVIELENS_DIR, then by --data-dir
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 COMET_PROJECT = "deep-autoencoders-cf"
+
+# Presets: named sets of the values above, chosen with --preset NAME; flags after it still override single values.
+PRESETS = {
+    "seed": {},  # the constants above: the seed's reference run
+    "autorec": dict(  # I-AutoRec (Sedhain et al. 2015): item rows, one sigmoid layer of 500 units, linear output
+        orientation="item", layers=[500], activation="sigmoid", last_activation="linear", dropout=0.0,
+        optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=0.001, l2_decode=0.001,
+        epochs=200, patience=5),
+    "deeprec": dict(  # the paper's method, tuned on the validation ratings (README, "How deeprec was chosen")
+        orientation="item", layers=[512, 128, 512], activation="selu", last_activation="linear", dropout=0.5,
+        optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=0.001, l2_decode=0.001,
+        constrained=False, input_dropout=0.0, refeed_steps=0, epochs=200, patience=5),
+}
 # ----------------------------------------------------------------------------------------------------------------
 
 ACTIVATIONS = ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"]
@@ -57,9 +77,12 @@ class ConfigError(Exception):
 
 
 def parse_config(argv=None):
-    """Constants above, then flags. Returns a dict of every hyperparameter, validated."""
+    """Constants above, then the preset, then flags. Returns a dict of every hyperparameter, validated."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
+    add("--preset", choices=list(PRESETS), default="seed", help="a named set of hyperparameters (PRESETS)")
+    add("--compare", action="store_true",
+        help="train every preset and the baselines on the same split; write comparison.csv/.png/.md")
     add("--layers", type=parse_layers, default=LAYERS, help=f"hidden sizes, comma-separated (default {LAYERS})")
     add("--activation", choices=ACTIVATIONS, default=ACTIVATION)
     add("--last-activation", choices=ACTIVATIONS, default=LAST_ACTIVATION)
@@ -73,6 +96,11 @@ def parse_config(argv=None):
     add("--epochs", type=int, default=EPOCHS, help="maximum number of epochs")
     add("--patience", type=int, default=EARLY_STOPPING_PATIENCE, help="early-stopping patience in epochs")
     add("--min-delta", type=float, default=EARLY_STOPPING_MIN_DELTA, help="early-stopping minimum improvement")
+    add("--orientation", choices=["user", "item"], default=ORIENTATION, help="rows are users or items")
+    add("--constrained", action=argparse.BooleanOptionalAction, default=CONSTRAINED, help="tied decoder weights")
+    add("--input-dropout", type=float, default=INPUT_DROPOUT, help="dropout on the input ratings, in [0, 1)")
+    add("--refeed-steps", type=int, default=REFEED_STEPS, help="dense re-feeding steps per batch (0 = off)")
+    add("--lr-schedule", choices=["none", "step", "plateau"], default=LR_SCHEDULE)
     add("--input-fill", default=INPUT_FILL, help="'zero', 'mean' or a number: what unknown input ratings become")
     add("--split-seed", type=int, default=SPLIT_SEED)
     add("--seed", type=int, default=SEED)
@@ -81,7 +109,10 @@ def parse_config(argv=None):
     add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
+    preset = parser.parse_known_args(argv)[0].preset
+    parser.set_defaults(**PRESETS[preset])
     config = vars(parser.parse_args(argv))
+    config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     validate_config(config)
     return config
 
@@ -109,6 +140,12 @@ def validate_config(config):
     require(config["optimizer"] in ("sgd", "adam"), "--optimizer", "'sgd' or 'adam'")
     require(config["learning_rate"] > 0, "--learning-rate", "a positive number, e.g. 0.001")
     require(0 <= config["momentum"] < 1, "--momentum", "a number in [0, 1)")
+    require(0 <= config["input_dropout"] < 1, "--input-dropout", "a fraction in [0, 1)")
+    require(config["refeed_steps"] >= 0, "--refeed-steps", "an integer >= 0")
+    require(config["orientation"] in ("user", "item"), "--orientation", "'user' or 'item'")
+    require(config["lr_schedule"] in ("none", "step", "plateau"), "--lr-schedule", "'none', 'step' or 'plateau'")
+    require(not config["constrained"] or config["layers"] == config["layers"][::-1], "--constrained",
+            "tied weights need symmetric --layers, e.g. 512,128,512")
     require(config["batch_size"] > 0, "--batch-size", "a positive integer, e.g. 512")
     require(config["epochs"] > 0, "--epochs", "a positive integer, e.g. 500")
     require(config["patience"] > 0, "--patience", "a positive integer, e.g. 3")
@@ -145,23 +182,27 @@ def prepare_results_dir(results_dir):
 
 def main(argv=None):
     try:
-        return run(parse_config(argv))
+        config = parse_config(argv)
+        return compare(config) if config["compare"] else run(config)[0]
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def run(config):
+    """Train and evaluate one configuration. Returns (exit status, metrics)."""
     results_dir = prepare_results_dir(config["results_dir"])
 
-    # -------- data: file -> validated ratings -> 81/9/10 split -> sparse user x item matrices
+    # -------- data: file -> validated ratings -> 81/9/10 split -> sparse user x item (or item x user) matrices
     started = time.perf_counter()
     data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(config["data_dir"]))
     data = data_processor.load_movielens(data_dir)
     split = data_processor.split_ratings(data, seed=config["split_seed"])
-    shape = data_processor.matrix_shape(data, "user")
-    matrices = {part: data_processor.sparse_rating_matrix(*data_processor.triples(data, split[part]), shape)
-                for part in ("train", "val", "test")}
+    orientation = config["orientation"]
+    shape = data_processor.matrix_shape(data, orientation)
+    matrices = {part: data_processor.sparse_rating_matrix(*data_processor.triples(data, split[part], orientation),
+                                                          shape)
+                for part in ("train", "val")}
     print(f"Data: {len(data['ratings']):,} ratings from {data_dir}; train/val/test "
           f"{len(split['train']):,}/{len(split['val']):,}/{len(split['test']):,} "
           f"({time.perf_counter() - started:.2f} s)")
@@ -175,7 +216,9 @@ def run(config):
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config["precision"] == "bfloat16" else "float32")
     model = DeepAutoEncoder(
         shape[1], layers=config["layers"], dropout=config["dropout"], activation=config["activation"],
-        last_activation=config["last_activation"], l2_encode=config["l2_encode"], l2_decode=config["l2_decode"])
+        last_activation=config["last_activation"], l2_encode=config["l2_encode"], l2_decode=config["l2_decode"],
+        constrained=config["constrained"], input_dropout=config["input_dropout"],
+        refeed_steps=config["refeed_steps"])
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
     else:
@@ -218,6 +261,11 @@ def run(config):
     epoch_logger = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: comet.log_metrics(logs, epoch=epoch + 1))
     callbacks = [keras.callbacks.TerminateOnNaN(), early_stopping, checkpoint, epoch_logger]
+    if config["lr_schedule"] == "step":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: config["learning_rate"] * 0.5 ** sum(epoch >= step for step in LR_STEP_EPOCHS)))
+    elif config["lr_schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
 
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     print(f"Training on the {config['training_path']} path ({config['precision']}), "
@@ -226,13 +274,14 @@ def run(config):
     try:
         model.fit(*train_data if isinstance(train_data, tuple) else (train_data,),
                   batch_size=config["batch_size"], epochs=config["epochs"], initial_epoch=initial_epoch,
-                  validation_data=val_data, callbacks=callbacks, shuffle=True, verbose=2)
+                  validation_data=val_data, callbacks=callbacks, verbose=2,
+                  shuffle=config["training_path"] == "dense")  # the sparse batches are shuffled by tf.data
     except KeyboardInterrupt:
         print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
               f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "
               f"(and the same other flags).", file=sys.stderr)
         comet.end()
-        return 130
+        return 130, None
     train_seconds = time.perf_counter() - started
     diverged = checkpoint.diverged
     if diverged:
@@ -242,11 +291,12 @@ def run(config):
         if checkpoint.exists():
             checkpoint.load(model)
 
-    # -------- evaluation on (user, item, rating) triples
+    # -------- evaluation on (user, item, rating) triples, the same whichever way the rows go
     metrics = {"diverged": diverged}
     for part in ("val", "test"):
-        users, items, ratings = data_processor.triples(data, split[part])
-        predictions = utils.predict_at(model, train_inputs, users, items)
+        rows, cols, ratings = data_processor.triples(data, split[part], orientation)
+        predictions = utils.predict_at(model, train_inputs, rows, cols)
+        users = data["users"][split[part]]
         metrics[f"{part}_masked_rmse"] = utils.per_user_masked_rmse(users, ratings, predictions)
         metrics[f"{part}_rmse"] = utils.global_rmse(ratings, predictions)
     epochs_run = len(history)
@@ -278,8 +328,8 @@ def run(config):
     print(f"Test RMSE (global, literature metric):     {metrics['test_rmse']:.4f}")
     print(f"Epochs: {epochs_run}, training time: {train_seconds:.1f} s ({metrics['seconds_per_epoch']:.3f} s/epoch)")
     print(f"Results in {results_dir}: metrics.json, history.csv, loss.png, rmse.png, model.keras, config.json")
-    print_recommendations(model, train_inputs, data, user=0)
-    return 1 if diverged else 0
+    print_recommendations(model, train_inputs, data, orientation, user=0)
+    return (1 if diverged else 0), metrics
 
 
 def sparse_batches(inputs, targets, batch_size, shuffle_seed=None):
@@ -297,9 +347,13 @@ def sparse_batches(inputs, targets, batch_size, shuffle_seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def print_recommendations(model, inputs, data, user, count=10):
+def print_recommendations(model, inputs, data, orientation, user, count=10):
     """Top-`count` movies the user has not rated, by predicted rating, among movies someone rated."""
-    predicted = utils.predict_rows(model, inputs, np.array([user]))[0]
+    if orientation == "user":
+        predicted = utils.predict_rows(model, inputs, np.array([user]))[0]
+    else:  # the user's column: one prediction from each item's row
+        items = np.arange(data["n_items"])
+        predicted = utils.predict_at(model, inputs, items, np.full_like(items, user))
     candidates = np.zeros(len(predicted), dtype=bool)
     candidates[np.unique(data["items"])] = True
     candidates[data["items"][data["users"] == user]] = False
@@ -308,6 +362,39 @@ def print_recommendations(model, inputs, data, user, count=10):
     for rank, item in enumerate(best, start=1):
         title = data["titles"].get(int(item), f"MovieID {item + 1}")
         print(f"{rank:2d}. {title}  (predicted {predicted[item]:.2f})")
+
+
+def compare(config):
+    """Every preset and both baselines on one split (the flags' --split-seed and --data-dir); flags other than
+    --preset override single values in every preset. Writes comparison.csv, .md and .png to --results-dir."""
+    import baselines
+
+    results_dir = prepare_results_dir(config["results_dir"])
+    data = data_processor.load_movielens(data_processor.ensure_movielens(
+        data_processor.resolve_data_dir(config["data_dir"])))
+    split = data_processor.split_ratings(data, seed=config["split_seed"])
+    rows = []
+    for result in baselines.evaluate_baselines(data, split):
+        rows.append({"name": result["name"], "test_masked_rmse": result["test_masked_rmse"],
+                     "test_rmse": result["test_rmse"], "val_rmse": result["val_rmse"], "epochs": "",
+                     "train_seconds": ""})
+    explicit = list(config["argv"])
+    explicit.remove("--compare")
+    if "--preset" in explicit:  # each preset in turn replaces the one given
+        del explicit[explicit.index("--preset"):explicit.index("--preset") + 2]
+    for name in PRESETS:
+        preset_config = parse_config(["--preset", name, *explicit, "--results-dir", str(results_dir / name)])
+        print(f"\n=== preset {name} ===")
+        status, metrics = run(preset_config)
+        if metrics is None:
+            return status
+        rows.append({"name": f"{name} preset", "test_masked_rmse": metrics["test_masked_rmse"],
+                     "test_rmse": metrics["test_rmse"], "val_rmse": metrics["val_rmse"],
+                     "epochs": metrics["epochs"], "train_seconds": metrics["train_seconds"]})
+    utils.save_comparison(results_dir, rows)
+    print(f"\nComparison (split seed {config['split_seed']}) written to {results_dir}/comparison.md:\n")
+    print((results_dir / "comparison.md").read_text())
+    return 0
 
 
 def raise_keyboard_interrupt(signum, frame):

@@ -7,6 +7,7 @@ import os
 import resource
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import keras
@@ -171,11 +172,42 @@ def peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def save_comparison(results_dir, rows):
+    """comparison.csv, comparison.md (a markdown table) and comparison.png (both test metrics per model)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results_dir = Path(results_dir)
+    save_history_csv(results_dir / "comparison.csv", rows)
+    lines = ["| model | test masked RMSE (seed, per-user) | test RMSE (global) | val RMSE (global) | epochs | "
+             "train seconds |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['test_masked_rmse']:.4f} | {row['test_rmse']:.4f} | "
+                     f"{row['val_rmse']:.4f} | {row['epochs']} | {row['train_seconds']} |")
+    write_atomic(results_dir / "comparison.md", lambda path: Path(path).write_text("\n".join(lines) + "\n"))
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    positions = np.arange(len(rows))
+    for offset, key, label in [(-0.2, "test_masked_rmse", "masked RMSE (seed, per-user)"),
+                               (0.2, "test_rmse", "RMSE (global)")]:
+        bars = axes.bar(positions + offset, [row[key] for row in rows], width=0.4, label=label)
+        axes.bar_label(bars, fmt="%.3f", fontsize=7)
+    axes.set_xticks(positions, [row["name"] for row in rows], rotation=15)
+    axes.set_ylim(0.7, max(max(row["test_rmse"], row["test_masked_rmse"]) for row in rows) + 0.05)
+    axes.set_ylabel("test error (lower is better)")
+    axes.legend()
+    figure.tight_layout()
+    write_atomic(results_dir / "comparison.png", lambda path: figure.savefig(path, dpi=110, format="png"))
+    plt.close(figure)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Checkpoints and early stopping that survive an interrupt: `python3 main.py --resume` continues from them.
 
 class Checkpoint(keras.callbacks.Callback):
-    """After every epoch: model weights with the optimizer state, and the history of finished epochs.
+    """After every epoch: model weights with the optimizer state, and the history of finished epochs (Keras'
+    logs, learning rate and wall seconds of each).
 
     Ctrl-C and SIGTERM are held back while the two files are written, so they always belong to the same epoch.
     A NaN or infinite metric marks the run as diverged, stops it and keeps the previous (good) checkpoint.
@@ -196,13 +228,17 @@ class Checkpoint(keras.callbacks.Callback):
         model.load_weights(self.weights_path)
         self.history[:] = json.loads(self.state_path.read_text())["history"]
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if not all(math.isfinite(float(value)) for value in logs.values()):
             self.diverged = True
             self.model.stop_training = True
             return
         self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
-                             "learning_rate": float(self.model.optimizer.learning_rate)})
+                             "learning_rate": float(self.model.optimizer.learning_rate),
+                             "seconds": round(time.perf_counter() - self.epoch_started, 3)})
         signals = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:

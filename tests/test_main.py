@@ -215,3 +215,32 @@ def test_integration_on_real_movielens(real_data_dir, tmp_path):
     metrics = json.loads((results / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (810169, 90019, 100021)
     assert metrics["epochs"] == 1 and 0.5 < metrics["test_rmse"] < 4.5
+
+
+def test_item_orientation_scores_the_same_test_triples(movielens_dir, tmp_path):
+    metrics = {}
+    for orientation in ("user", "item"):
+        results = tmp_path / orientation
+        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(results), "--epochs", "2",
+                          "--orientation", orientation, *TINY]) == 0
+        metrics[orientation] = json.loads((results / "metrics.json").read_text())
+    assert metrics["user"]["n_test"] == metrics["item"]["n_test"]
+    assert metrics["item"]["config"]["orientation"] == "item"
+
+
+def test_presets_and_flags_after_them():
+    autorec = main.parse_config(["--preset", "autorec"])
+    assert autorec["orientation"] == "item" and autorec["layers"] == [500]
+    assert autorec["activation"] == "sigmoid" and autorec["last_activation"] == "linear"
+    assert main.parse_config(["--preset", "autorec", "--layers", "300"])["layers"] == [300]
+    assert main.parse_config([]) == {**main.parse_config(["--preset", "seed"]), "argv": []}
+
+
+def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
+    results = tmp_path / "compare"
+    assert main.main(["--compare", "--data-dir", str(movielens_dir), "--results-dir", str(results),
+                      "--epochs", "2", "--batch-size", "16"]) == 0
+    table = (results / "comparison.md").read_text()
+    for name in ["global mean", "user+item bias", "seed preset", "autorec preset", "deeprec preset"]:
+        assert name in table
+    assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()

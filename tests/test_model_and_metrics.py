@@ -105,3 +105,45 @@ def test_saved_model_reloads_with_same_predictions(tmp_path):
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(reloaded(inputs), model(inputs), rtol=1e-6)
+
+
+def test_dense_refeeding_takes_the_extra_steps():
+    model = small_model(refeed_steps=2)
+    inputs = tf.constant(random_ratings())
+    before = [variable.numpy().copy() for variable in model.trainable_variables]
+    model.train_step((inputs, inputs))
+    assert int(model.optimizer.iterations) == 3  # the normal step and two re-fed ones
+    plain = small_model(refeed_steps=0)
+    plain.train_step((inputs, inputs))
+    assert int(plain.optimizer.iterations) == 1
+    moved = [np.abs(after.numpy() - start).max() for after, start in zip(model.trainable_variables, before)]
+    assert min(moved) > 0
+
+
+def test_constrained_decoder_shares_the_encoder_kernels():
+    model = small_model(constrained=True, l2_decode=0.5)
+    decoder_and_output = model.decoder + [model.output_layer]
+    assert all(isinstance(layer, TiedDense) for layer in decoder_and_output)
+    assert [layer.tied_to for layer in decoder_and_output] == [model.encoder[1], model.encoder[0]]
+    kernels = [variable for variable in model.trainable_variables if "kernel" in variable.path]
+    assert len(kernels) == len(model.encoder) == 2  # only the encoder's kernels exist
+    inputs = random_ratings()
+    before = model(inputs).numpy()
+    model.encoder[0].kernel.assign(model.encoder[0].kernel * 2)  # the output layer must see this change
+    assert not np.allclose(model(inputs).numpy(), before)
+    _, gradients, _, _ = model.loss_and_gradients(tf.constant(inputs), tf.constant(inputs))
+    assert all(gradient is not None for gradient in gradients)
+
+
+def test_constrained_model_reloads(tmp_path):
+    model = small_model(constrained=True)
+    inputs = random_ratings()
+    model.save(tmp_path / "tied.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "tied.keras")(inputs), model(inputs), rtol=1e-6)
+
+
+def test_input_dropout_acts_only_in_training():
+    model = small_model(input_dropout=0.5, dropout=0.0)
+    inputs = random_ratings()
+    np.testing.assert_allclose(model(inputs, training=False), model(inputs, training=False))
+    assert not np.allclose(model(inputs, training=True), model(inputs, training=False))
