@@ -54,7 +54,7 @@ def evaluate_baselines(data, split):
     for reg in BIAS_REGULARISATION:
         mu, user_bias, item_bias = fit_biases(train_users, train_items, train_ratings.astype(np.float64),
                                               data["n_users"], data["n_items"], reg)
-        result = scores(lambda users, items: mu + user_bias[users] + item_bias[items], f"user+item bias")
+        result = scores(lambda users, items: mu + user_bias[users] + item_bias[items], "user+item bias")
         result["reg"] = reg
         if best is None or result["val_rmse"] < best["val_rmse"]:
             best = result

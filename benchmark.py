@@ -1,6 +1,6 @@
 """Speed of the fast (sparse) path against the plain dense Keras path, measured in one run on the same data.
 
-    python3 benchmark.py [--epochs 5] [--data-dir PATH] [--full]
+    python3 benchmark.py [--epochs 5] [--data-dir PATH] [--kernels] [--full]
 
 Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path (median of the
 epochs after the first, which includes tracing), peak memory, test metrics after the same number of epochs from
@@ -49,11 +49,62 @@ def time_path(name, flags, epochs, data_dir, scratch):
             "test_masked_rmse": round(metrics["test_masked_rmse"], 4), "test_rmse": round(metrics["test_rmse"], 4)}
 
 
+def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
+    """Forward + backward milliseconds of the first and last layers of the seed's network on one real batch,
+    computed densely and with TensorFlow's sparse kernels, to show which the fast path should use."""
+    import numpy as np
+    import tensorflow as tf
+
+    data = data_processor.load_movielens(data_dir)
+    split = data_processor.split_ratings(data)
+    matrix = data_processor.sparse_rating_matrix(*data_processor.triples(data, split["train"]),
+                                                 data_processor.matrix_shape(data))[:batch_size].tocoo()
+    indices = np.stack([matrix.row, matrix.col], axis=1).astype(np.int64)
+    sparse = tf.SparseTensor(indices, matrix.data, matrix.shape)
+    dense = tf.sparse.to_dense(sparse)
+    rng = np.random.default_rng(0)
+    first_kernel = tf.Variable(rng.normal(0, 0.02, (matrix.shape[1], hidden)).astype(np.float32))
+    last_kernel = tf.Variable(rng.normal(0, 0.02, (hidden, matrix.shape[1])).astype(np.float32))
+    hidden_batch = tf.constant(rng.normal(0, 1, (matrix.shape[0], hidden)).astype(np.float32))
+
+    def first_dense():
+        return tf.nn.selu(dense @ first_kernel)
+
+    def first_sparse():  # the first layer consuming sparse rows
+        return tf.nn.selu(tf.sparse.sparse_dense_matmul(sparse, first_kernel))
+
+    def last_dense():  # the whole output, then the known positions
+        return tf.gather_nd(tf.nn.selu(hidden_batch @ last_kernel), indices)
+
+    def last_at_known():  # the output computed only at the known positions
+        rows, cols = tf.gather(hidden_batch, indices[:, 0]), tf.gather(tf.transpose(last_kernel), indices[:, 1])
+        return tf.nn.selu(tf.reduce_sum(rows * cols, axis=1))
+
+    timings = {}
+    for name, layer, kernel in [("first_layer_dense", first_dense, first_kernel),
+                                ("first_layer_sparse", first_sparse, first_kernel),
+                                ("last_layer_dense", last_dense, last_kernel),
+                                ("last_layer_known_positions_only", last_at_known, last_kernel)]:
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(layer()))
+            return tape.gradient(loss, kernel)
+        step()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        timings[name] = round((time.perf_counter() - started) / repeats * 1000, 2)
+    return {"layer_kernels_ms_forward_backward": timings}
+
+
 def main_benchmark(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5, help="epochs per path (at least 2)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--full", action="store_true", help="also time a complete default run of main.py")
+    parser.add_argument("--kernels", action="store_true",
+                        help="also time the first and last layers with dense and with sparse kernels")
     args = parser.parse_args(argv)
     data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
 
@@ -71,6 +122,8 @@ def main_benchmark(argv=None):
             result["dense"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
         result[f"test_rmse_difference_{name}_vs_dense"] = round(
             abs(result[name]["test_rmse"] - result["dense"]["test_rmse"]), 4)
+    if args.kernels:
+        result.update(time_layer_kernels(data_dir))
     if args.full:
         with tempfile.TemporaryDirectory() as scratch:
             started = time.perf_counter()

@@ -29,6 +29,7 @@ LAST_ACTIVATION = "selu"  # output layer ('linear' for none)
 DROPOUT = 0.8  # Keras Dropout rate (fraction dropped) after the latent layer
 L2_ENCODE = 0.001  # L2 on encoder and latent kernels
 L2_DECODE = 0.001  # L2 on decoder and output kernels
+LOSS = "masked_rmse"  # the seed's per-row masked RMSE, or 'masked_mse' (the paper's MMSE over all known ratings)
 OPTIMIZER = "sgd"  # 'sgd' (with MOMENTUM) or 'adam'
 LEARNING_RATE = 0.001
 MOMENTUM = 0.9
@@ -89,6 +90,7 @@ def parse_config(argv=None):
     add("--dropout", type=float, default=DROPOUT, help="dropout rate after the latent layer, in [0, 1)")
     add("--l2-encode", type=float, default=L2_ENCODE)
     add("--l2-decode", type=float, default=L2_DECODE)
+    add("--loss", choices=["masked_rmse", "masked_mse"], default=LOSS)
     add("--optimizer", choices=["sgd", "adam"], default=OPTIMIZER)
     add("--learning-rate", type=float, default=LEARNING_RATE)
     add("--momentum", type=float, default=MOMENTUM, help="SGD momentum")
@@ -138,6 +140,7 @@ def validate_config(config):
     require(config["activation"] in ACTIVATIONS, "--activation", f"one of {', '.join(ACTIVATIONS)}")
     require(config["last_activation"] in ACTIVATIONS, "--last-activation", f"one of {', '.join(ACTIVATIONS)}")
     require(config["optimizer"] in ("sgd", "adam"), "--optimizer", "'sgd' or 'adam'")
+    require(config["loss"] in ("masked_rmse", "masked_mse"), "--loss", "'masked_rmse' or 'masked_mse'")
     require(config["learning_rate"] > 0, "--learning-rate", "a positive number, e.g. 0.001")
     require(0 <= config["momentum"] < 1, "--momentum", "a number in [0, 1)")
     require(0 <= config["input_dropout"] < 1, "--input-dropout", "a fraction in [0, 1)")
@@ -209,7 +212,6 @@ def run(config):
 
     # -------- model
     import keras
-    import tensorflow as tf
     from model import DeepAutoEncoder
 
     keras.utils.set_random_seed(config["seed"])
@@ -218,7 +220,7 @@ def run(config):
         shape[1], layers=config["layers"], dropout=config["dropout"], activation=config["activation"],
         last_activation=config["last_activation"], l2_encode=config["l2_encode"], l2_decode=config["l2_decode"],
         constrained=config["constrained"], input_dropout=config["input_dropout"],
-        refeed_steps=config["refeed_steps"])
+        refeed_steps=config["refeed_steps"], loss_name=config["loss"])
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
     else:

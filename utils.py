@@ -20,33 +20,41 @@ RATING_MIN, RATING_MAX = 1.0, 5.0
 # ----------------------------------------------------------------------------------------------------------------
 # Losses (TensorFlow, used in training). A rating of 0 means unknown.
 
-def masked_rmse(y_true, y_pred, clip=False):
-    """The seed's loss: per row, RMSE over that row's known ratings; averaged over the rows that have any.
+def row_squared_errors(y_true, y_pred, clip=False):
+    """Per row: the sum of squared errors over the row's known ratings, and their count.
 
-    With clip=True, predictions are clipped to [1, 5] first: that is the seed's reported metric, masked_rmse_clip.
+    y_true is dense (0 = unknown) or a tf.SparseTensor. For the latter, y_pred is either dense (read only at the
+    known positions) or already the vector of predictions at y_true.indices (DeepAutoEncoder.call_at).
+    With clip=True, predictions are clipped to [1, 5] first.
     """
     y_pred = tf.cast(y_pred, tf.float32)
+    if isinstance(y_true, tf.SparseTensor):
+        predicted = y_pred if y_pred.shape.rank == 1 else tf.gather_nd(y_pred, y_true.indices)
+        if clip:
+            predicted = tf.clip_by_value(predicted, RATING_MIN, RATING_MAX)
+        rows, n_rows = y_true.indices[:, 0], tf.shape(y_pred, out_type=tf.int64)[0]
+        squared_error = tf.math.unsorted_segment_sum(tf.square(y_true.values - predicted), rows, n_rows)
+        return squared_error, tf.math.unsorted_segment_sum(tf.ones_like(y_true.values), rows, n_rows)
     if clip:
         y_pred = tf.clip_by_value(y_pred, RATING_MIN, RATING_MAX)
     mask = tf.cast(tf.not_equal(y_true, 0), tf.float32)
-    squared_error = tf.reduce_sum(mask * tf.square(y_true - y_pred), axis=-1)
-    return _mean_row_rmse(squared_error, tf.reduce_sum(mask, axis=-1))
+    squared_error = tf.reduce_sum(mask * tf.square(tf.cast(y_true, tf.float32) - y_pred), axis=-1)
+    return squared_error, tf.reduce_sum(mask, axis=-1)
 
 
-def masked_rmse_sparse(y_true, y_pred, clip=False):
-    """masked_rmse for a tf.SparseTensor target: reads y_pred only at the known positions.
+def masked_rmse(y_true, y_pred, clip=False):
+    """The seed's loss: per row, RMSE over that row's known ratings; averaged over the rows that have any.
+    With clip=True it is the seed's reported metric, masked_rmse_clip."""
+    return _mean_row_rmse(*row_squared_errors(y_true, y_pred, clip))
 
-    Same value and gradients as masked_rmse on the densified target (a test checks it).
-    """
-    y_pred = tf.cast(y_pred, tf.float32)
-    predicted = tf.gather_nd(y_pred, y_true.indices)
-    if clip:
-        predicted = tf.clip_by_value(predicted, RATING_MIN, RATING_MAX)
-    rows = y_true.indices[:, 0]
-    n_rows = tf.shape(y_pred, out_type=tf.int64)[0]
-    squared_error = tf.math.unsorted_segment_sum(tf.square(y_true.values - predicted), rows, n_rows)
-    count = tf.math.unsorted_segment_sum(tf.ones_like(y_true.values), rows, n_rows)
-    return _mean_row_rmse(squared_error, count)
+
+def masked_mse(y_true, y_pred, clip=False):
+    """The paper's loss (MMSE): mean squared error over all known ratings of the batch."""
+    squared_error, count = row_squared_errors(y_true, y_pred, clip)
+    return tf.reduce_sum(squared_error) / tf.maximum(tf.reduce_sum(count), 1.0)
+
+
+LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
 
 
 def _mean_row_rmse(squared_error, count):

@@ -32,7 +32,16 @@ def test_masked_rmse_matches_numpy_dense_and_sparse(clip):
     expected = numpy_masked_rmse(y_true, y_pred, clip)
     assert float(utils.masked_rmse(y_true, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
     sparse = tf.sparse.from_dense(y_true)
-    assert float(utils.masked_rmse_sparse(sparse, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+    assert float(utils.masked_rmse(sparse, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_masked_mse_is_the_papers_mmse():
+    y_true = random_ratings()
+    y_pred = np.random.default_rng(1).uniform(0, 6, y_true.shape).astype(np.float32)
+    known = y_true > 0
+    expected = np.mean((y_pred[known] - y_true[known]) ** 2)
+    assert float(utils.masked_mse(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+    assert float(utils.masked_mse(tf.sparse.from_dense(y_true), y_pred)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_numpy_metrics_match_plain_computation():
@@ -70,8 +79,9 @@ def test_l2_penalties_use_encode_and_decode_strengths():
     assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_sparse_and_dense_batches_give_same_loss_and_gradients():
-    model = small_model(dropout=0.0)
+@pytest.mark.parametrize("loss_name", ["masked_rmse", "masked_mse"])
+def test_sparse_and_dense_batches_give_same_loss_and_gradients(loss_name):
+    model = small_model(dropout=0.0, loss_name=loss_name)
     inputs = random_ratings()
     loss_dense, grads_dense, _, rmse_dense = model.loss_and_gradients(tf.constant(inputs), tf.constant(inputs))
     sparse = tf.sparse.from_dense(inputs)
