@@ -25,6 +25,17 @@ import main
 import utils
 
 
+def machine_description():
+    import platform
+
+    import tensorflow as tf
+
+    model_name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                      platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{model_name}, {os.cpu_count()} cores, {len(gpus)} GPU(s), TensorFlow {tf.__version__}"
+
+
 def prepare_data(data_dir):
     """Parse + validate + split + the two matrices training uses; returns seconds."""
     started = time.perf_counter()
@@ -108,13 +119,13 @@ def main_benchmark(argv=None):
     args = parser.parse_args(argv)
     data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
 
-    result = {"machine": f"{os.cpu_count()} CPU cores", "epochs": args.epochs,
+    result = {"machine": machine_description(), "epochs": args.epochs,
               "data_prep_seconds_cold": round(prepare_data(data_dir), 3),
               "data_prep_seconds_warm": round(prepare_data(data_dir), 3)}
     with tempfile.TemporaryDirectory() as scratch:
-        paths = {"fast": ["--training-path", "sparse"],
+        paths = {"fast": ["--training-path", "sparse", "--precision", "float32"],
                  "fast_bfloat16": ["--training-path", "sparse", "--precision", "bfloat16"],
-                 "dense": ["--training-path", "dense"]}
+                 "dense": ["--training-path", "dense", "--precision", "float32"]}
         for name, flags in paths.items():
             result[name] = time_path(name, flags, args.epochs, data_dir, scratch)
     for name in ("fast", "fast_bfloat16"):

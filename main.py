@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
 
 import numpy as np
+import scipy.sparse
 
 import data_processor
 import utils
@@ -50,7 +51,8 @@ SEED = 42  # weights, dropout and batch order
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
-PRECISION = "float32"  # or 'bfloat16' (mixed precision: bfloat16 compute, float32 weights)
+PRECISION = "auto"  # 'float32', 'bfloat16' (bfloat16 compute, float32 weights) or 'auto': bfloat16 where the hardware
+# multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere
 # Files and logging.
 MOVIELENS_DIR = data_processor.MOVIELENS_DIR  # overridden by $MOVIELENS_DIR, then by --data-dir
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -107,7 +109,7 @@ def parse_config(argv=None):
     add("--split-seed", type=int, default=SPLIT_SEED)
     add("--seed", type=int, default=SEED)
     add("--training-path", choices=["auto", "sparse", "dense"], default=TRAINING_PATH)
-    add("--precision", choices=["float32", "bfloat16"], default=PRECISION)
+    add("--precision", choices=["auto", "float32", "bfloat16"], default=PRECISION)
     add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
@@ -160,7 +162,7 @@ def validate_config(config):
             "'zero', 'mean' or a number such as 3")
     config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
     require(config["training_path"] in ("auto", "sparse", "dense"), "--training-path", "'auto', 'sparse' or 'dense'")
-    require(config["precision"] in ("float32", "bfloat16"), "--precision", "'float32' or 'bfloat16'")
+    require(config["precision"] in ("auto", "float32", "bfloat16"), "--precision", "'auto', 'float32' or 'bfloat16'")
     if config["training_path"] == "auto":
         config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
     require(config["training_path"] == "dense" or config["input_fill"] == "zero", "--training-path",
@@ -214,6 +216,8 @@ def run(config):
     import keras
     from model import DeepAutoEncoder
 
+    if config["precision"] == "auto":
+        config["precision"] = "bfloat16" if native_bfloat16() else "float32"
     keras.utils.set_random_seed(config["seed"])
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config["precision"] == "bfloat16" else "float32")
     model = DeepAutoEncoder(
@@ -230,15 +234,13 @@ def run(config):
 
     # The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
     # training, the validation ratings when validating and the test ratings when testing.
-    train_inputs = matrices["train"]
-    if config["training_path"] == "sparse":
-        train_data = sparse_batches(train_inputs, matrices["train"], config["batch_size"], shuffle_seed=config["seed"])
-        val_data = sparse_batches(train_inputs, matrices["val"], config["batch_size"])
-    else:
-        dense_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
-        train_inputs = dense_inputs
-        train_data = (dense_inputs, matrices["train"].toarray())
-        val_data = (dense_inputs, matrices["val"].toarray())
+    # The fast path keeps all three sparse; the dense path (the plain reference) feeds dense arrays.
+    train_inputs, train_targets, val_targets = matrices["train"], matrices["train"], matrices["val"]
+    if config["training_path"] == "dense":
+        train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
+        train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
+    train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
+    val_data = row_batches(train_inputs, val_targets, config["batch_size"])
 
     # -------- training
     checkpoint = utils.Checkpoint(results_dir)
@@ -274,10 +276,8 @@ def run(config):
           f"up to {config['epochs']} epochs from epoch {initial_epoch + 1}")
     started = time.perf_counter()
     try:
-        model.fit(*train_data if isinstance(train_data, tuple) else (train_data,),
-                  batch_size=config["batch_size"], epochs=config["epochs"], initial_epoch=initial_epoch,
-                  validation_data=val_data, callbacks=callbacks, verbose=2,
-                  shuffle=config["training_path"] == "dense")  # the sparse batches are shuffled by tf.data
+        model.fit(train_data, epochs=config["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
+                  callbacks=callbacks, verbose=2, shuffle=False)  # row_batches shuffles
     except KeyboardInterrupt:
         print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
               f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "
@@ -285,13 +285,18 @@ def run(config):
         comet.end()
         return 130, None
     train_seconds = time.perf_counter() - started
+    config_record = {key: str(value) if isinstance(value, Path) else value for key, value in config.items()}
     diverged = checkpoint.diverged
     if diverged:
         print(f"error: the loss became NaN or infinite at epoch {len(history) + 1}: training diverged, most likely "
-              f"because the learning rate is too high (--learning-rate {config['learning_rate']}). Evaluating the "
-              f"last good checkpoint (epoch {len(history)}); try a smaller --learning-rate.", file=sys.stderr)
-        if checkpoint.exists():
-            checkpoint.load(model)
+              f"because the learning rate is too high (--learning-rate {config['learning_rate']}); try a smaller "
+              f"one. The last good checkpoint (epoch {len(history)}) is kept in {results_dir} and evaluated.",
+              file=sys.stderr)
+        if not checkpoint.exists():  # diverged in the first epoch: nothing to evaluate
+            utils.save_json(results_dir / "metrics.json", {"diverged": True, "epochs": 0, "config": config_record})
+            comet.end()
+            return 1, None
+        checkpoint.load(model)
 
     # -------- evaluation on (user, item, rating) triples, the same whichever way the rows go
     metrics = {"diverged": diverged}
@@ -307,7 +312,7 @@ def run(config):
         "seconds_per_epoch": round(train_seconds / max(epochs_run - initial_epoch, 1), 4),
         "peak_memory_mb": round(utils.peak_memory_mb(), 1),
         "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
-        "config": {key: str(value) if isinstance(value, Path) else value for key, value in config.items()},
+        "precision": config["precision"], "config": config_record,
     })
 
     # -------- results
@@ -324,7 +329,8 @@ def run(config):
     utils.save_json(results_dir / "metrics.json", metrics)
     comet.log_metrics({key: value for key, value in metrics.items() if isinstance(value, (int, float))})
     comet.end()
-    checkpoint.remove()
+    if not diverged:
+        checkpoint.remove()
 
     print(f"\nTest masked RMSE (seed metric, per-user): {metrics['test_masked_rmse']:.4f}")
     print(f"Test RMSE (global, literature metric):     {metrics['test_rmse']:.4f}")
@@ -334,11 +340,14 @@ def run(config):
     return (1 if diverged else 0), metrics
 
 
-def sparse_batches(inputs, targets, batch_size, shuffle_seed=None):
-    """The fast path's input pipeline: rows of two sparse matrices, batched as tf.SparseTensor."""
+def row_batches(inputs, targets, batch_size, shuffle_seed=None):
+    """Batches of (input rows, target rows), in the same order on both paths: scipy sparse matrices become
+    tf.SparseTensor batches (the fast path), NumPy arrays dense ones (the dense path)."""
     import tensorflow as tf
 
     def to_tf(matrix):
+        if not scipy.sparse.issparse(matrix):
+            return matrix
         coo = matrix.tocoo()
         indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
         return tf.sparse.reorder(tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape))
@@ -347,6 +356,20 @@ def sparse_batches(inputs, targets, batch_size, shuffle_seed=None):
     if shuffle_seed is not None:
         dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def native_bfloat16():
+    """Whether this machine multiplies bfloat16 natively, so that mixed precision is faster, not slower."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
+    try:
+        cpu_flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags
 
 
 def print_recommendations(model, inputs, data, orientation, user, count=10):

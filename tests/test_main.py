@@ -137,13 +137,16 @@ def test_same_seed_gives_same_metrics(movielens_dir, tmp_path):
     assert results[0]["test_masked_rmse"] == results[1]["test_masked_rmse"]
 
 
-def test_dense_and_sparse_paths_agree(movielens_dir, tmp_path):
+def test_dense_sparse_and_bfloat16_paths_agree(movielens_dir, tmp_path):
     metrics = {}
-    for path in ("dense", "sparse"):
-        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / path), "--epochs", "3",
-                          "--training-path", path, *TINY]) == 0
-        metrics[path] = json.loads((tmp_path / path / "metrics.json").read_text())
-    assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["sparse"]["test_rmse"], abs=0.005)
+    for name, flags in [("dense", ["--training-path", "dense", "--precision", "float32"]),
+                        ("sparse", ["--training-path", "sparse", "--precision", "float32"]),
+                        ("bfloat16", ["--training-path", "sparse", "--precision", "bfloat16"])]:
+        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / name), "--epochs", "3",
+                          *flags, *TINY]) == 0
+        metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["sparse"]["test_rmse"], abs=1e-4)
+    assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["bfloat16"]["test_rmse"], abs=0.02)
 
 
 def test_comet_offline_writes_an_archive(movielens_dir, tmp_path):
@@ -173,6 +176,8 @@ def test_divergence_stops_with_a_message_and_is_recorded(movielens_dir, tmp_path
     assert "diverged" in output and "--learning-rate" in output
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["diverged"] is True
+    if metrics["epochs"] > 0:  # a good epoch came first: its checkpoint is kept and was evaluated
+        assert (tmp_path / "r" / "checkpoint.weights.h5").is_file() and "test_rmse" in metrics
 
 
 def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path):

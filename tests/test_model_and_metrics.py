@@ -157,3 +157,12 @@ def test_input_dropout_acts_only_in_training():
     inputs = random_ratings()
     np.testing.assert_allclose(model(inputs, training=False), model(inputs, training=False))
     assert not np.allclose(model(inputs, training=True), model(inputs, training=False))
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_call_at_equals_the_dense_output_at_those_positions(constrained):
+    model = small_model(constrained=constrained)
+    inputs = random_ratings()
+    positions = tf.sparse.from_dense(inputs).indices
+    expected = tf.gather_nd(model(inputs), positions)
+    np.testing.assert_allclose(model.call_at(tf.constant(inputs), positions), expected, rtol=1e-5, atol=1e-6)
