@@ -30,8 +30,10 @@ def machine_description():
 
     import tensorflow as tf
 
-    model_name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                      platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    model_name = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        model_name = names[0] if names else model_name
     gpus = tf.config.list_physical_devices("GPU")
     return f"{model_name}, {os.cpu_count()} cores, {len(gpus)} GPU(s), TensorFlow {tf.__version__}"
 
@@ -117,7 +119,11 @@ def main_benchmark(argv=None):
     parser.add_argument("--kernels", action="store_true",
                         help="also time the first and last layers with dense and with sparse kernels")
     args = parser.parse_args(argv)
-    data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
+    try:
+        data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
+    except data_processor.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     result = {"machine": machine_description(), "epochs": args.epochs,
               "data_prep_seconds_cold": round(prepare_data(data_dir), 3),

@@ -288,7 +288,8 @@ def run(config):
         comet.end()
         return 130, None
     train_seconds = time.perf_counter() - started
-    config_record = {key: str(value) if isinstance(value, Path) else value for key, value in config.items()}
+    config_record = {key: value for key, value in config.items() if key != "argv"}
+    config_record["results_dir"] = display_path(results_dir)
     diverged = checkpoint.diverged
     if diverged:
         print(f"error: the loss became NaN or infinite at epoch {len(history) + 1}: training diverged, most likely "
@@ -359,6 +360,13 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
     if shuffle_seed is not None:
         dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def display_path(path):
+    """The path relative to the project folder when it lies inside it, so that saved results name no machine."""
+    path = Path(path).resolve()
+    project = Path(__file__).resolve().parent
+    return str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
 
 
 def native_bfloat16():

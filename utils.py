@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 RATING_MIN, RATING_MAX = 1.0, 5.0
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -128,6 +130,7 @@ def write_atomic(path, write):
     temporary = atomic_path(path)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp creates files readable by their owner only
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -248,3 +248,28 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     for name in ["global mean", "user+item bias", "seed preset", "autorec preset", "deeprec preset"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
+
+
+def test_missing_movies_file_only_loses_titles(movielens_dir, tmp_path, capsys):
+    (movielens_dir / "movies.dat").unlink()
+    assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), "--epochs", "2",
+                      *TINY]) == 0
+    output = capsys.readouterr().out
+    assert "movies.dat not found" in output and "MovieID " in output and (tmp_path / "r" / "metrics.json").is_file()
+
+
+def test_bad_users_file_gives_clear_error(movielens_dir, tmp_path, capsys):
+    (movielens_dir / "users.dat").write_text("1::F::1::10::48067\n2::M::fifty::16::70072\n")
+    assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), *TINY]) == 2
+    assert "users.dat, line 2: Age is not an integer: '2::M::fifty::16::70072'" in capsys.readouterr().err
+
+
+def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch, capsys):
+    served = tmp_path / "served" / "ml-1m.zip"
+    served.parent.mkdir()
+    served.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: not MovieLens-1M
+    monkeypatch.setattr(data_processor, "MOVIELENS_URL", served.as_uri())
+    target = tmp_path / "data" / "ml-1m"
+    assert main.main(["--data-dir", str(target), "--results-dir", str(tmp_path / "r"), *TINY]) == 2
+    assert "hash does not match" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "ml-1m.zip").exists()
