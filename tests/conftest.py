@@ -35,6 +35,14 @@ def write_movielens(folder, n_users=60, n_movies=40, timestamps=True, seed=0):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """main() switches Keras' global dtype policy to bfloat16 on machines that have it; tests start from float32."""
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
 @pytest.fixture
 def movielens_dir(tmp_path):
     return write_movielens(tmp_path / "ml-1m")
