@@ -325,7 +325,7 @@ def run(config):
     utils.save_json(results_dir / "config.json", metrics["config"])
     if history:
         utils.save_history_csv(results_dir / "history.csv", history)
-        utils.plot_curves(results_dir / "loss.png", history, "loss", "Masked RMSE loss + L2 penalty", "loss")
+        utils.plot_curves(results_dir / "loss.png", history, "loss", f"Loss ({config['loss']} + L2 penalty)", "loss")
         utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
                           "Masked RMSE (predictions clipped to [1, 5])", "masked RMSE")
         for figure in ("loss.png", "rmse.png"):

@@ -40,6 +40,9 @@ class TiedDense(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="deeprec")
 class DeepAutoEncoder(keras.Model):
+    """The autoencoder with its own training and validation steps (masked loss, dense re-feeding, sparse batches).
+    Saved as a .keras file; `import model` before keras.models.load_model registers it."""
+
     def __init__(self, n_inputs, layers=(512, 512, 1024, 512, 512), dropout=0.8, activation="selu",
                  last_activation="selu", l2_encode=0.001, l2_decode=0.001, constrained=False, input_dropout=0.0,
                  refeed_steps=0, loss_name="masked_rmse", **kwargs):
