@@ -92,16 +92,12 @@ def predict_at(model, inputs, rows, cols, batch_size=1024):
     Only the rows that are asked for are run through the network, one batch at a time.
     """
     predictions = np.empty(len(rows), dtype=np.float32)
-    order = np.argsort(rows, kind="stable")
-    wanted_rows, starts = np.unique(rows[order], return_index=True)
-    ends = np.append(starts[1:], len(order))
+    wanted_rows = np.unique(rows)
     for first in range(0, len(wanted_rows), batch_size):
         batch_rows = wanted_rows[first:first + batch_size]
         outputs = predict_rows(model, inputs, batch_rows)
-        for position, (start, end) in enumerate(zip(starts[first:first + batch_size],
-                                                     ends[first:first + batch_size])):
-            picked = order[start:end]
-            predictions[picked] = outputs[position, cols[picked]]
+        selected = np.flatnonzero((rows >= batch_rows[0]) & (rows <= batch_rows[-1]))
+        predictions[selected] = outputs[np.searchsorted(batch_rows, rows[selected]), cols[selected]]
     return predictions
 
 
