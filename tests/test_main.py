@@ -180,7 +180,8 @@ def test_divergence_stops_with_a_message_and_is_recorded(movielens_dir, tmp_path
         assert (tmp_path / "r" / "checkpoint.weights.h5").is_file() and "test_rmse" in metrics
 
 
-def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, signal_number):
     results = tmp_path / "r"
     args = [sys.executable, str(PROJECT_DIR / "main.py"), "--data-dir", str(movielens_dir),
             "--results-dir", str(results), "--epochs", "400", *TINY]
@@ -192,7 +193,7 @@ def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path):
         if state.is_file() and json.loads(state.read_text())["epoch"] >= 3:
             break
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output
     assert "Traceback" not in output and "--resume" in output
