@@ -96,12 +96,23 @@ def test_missing_data_and_no_download_gives_clear_error(tmp_path, monkeypatch, c
         assert word in output
 
 
-def test_malformed_ratings_file_gives_clear_error(movielens_dir, tmp_path):
+@pytest.mark.parametrize("make_bad, words", [
+    (lambda text: text.replace("\n", "\n7::x::3::0\n", 1), ["line 2: MovieID is not an integer: '7::x::3::0'"]),
+    (lambda text: text.replace("\n", "\n7::3::9::0\n", 1), ["line 2: Rating 9 is not 1-5: '7::3::9::0'"]),
+    (lambda text: text.replace("\n", "\n7::3::4::0::1\n", 1), ["line 2: more than 4", "'7::3::4::0::1'"]),
+    (lambda text: text + text.splitlines()[0] + "\n", ["already rated on line 1"]),
+    (lambda text: "", ["is empty"]),
+    (lambda text: text.encode("utf-16"), ["not latin-1 text"]),
+])
+def test_malformed_ratings_file_gives_clear_error(movielens_dir, tmp_path, capsys, make_bad, words):
     ratings = movielens_dir / "ratings.dat"
-    ratings.write_text(ratings.read_text().replace("\n", "\n7::x::3::0\n", 1))
-    status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", *TINY)
-    assert status == 2 and "Traceback" not in output
-    assert "ratings.dat, line 2: MovieID is not an integer: '7::x::3::0'" in output
+    bad = make_bad(ratings.read_text())
+    ratings.write_bytes(bad if isinstance(bad, bytes) else bad.encode("latin-1"))
+    status = main.main(["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), *TINY])
+    message = capsys.readouterr().err
+    assert status == 2 and message.startswith(f"error: {ratings}")
+    for word in words:
+        assert word in message
 
 
 def test_short_training_run_writes_every_result(movielens_dir, tmp_path, capsys):
