@@ -75,50 +75,61 @@ PRESETS = {
 }
 # ----------------------------------------------------------------------------------------------------------------
 
-ACTIVATIONS = ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"]
+# The accepted values of each flag with a fixed set of them: argparse checks flags, validate_config edited constants.
+CHOICES = {
+    "activation": ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"],
+    "last_activation": ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"],
+    "loss": ["masked_rmse", "masked_mse"],
+    "optimizer": ["sgd", "adam"],
+    "orientation": ["user", "item"],
+    "lr_schedule": ["none", "step", "plateau"],
+    "training_path": ["auto", "sparse", "dense"],
+    "precision": ["auto", "float32", "bfloat16"],
+}
 
 
 class ConfigError(Exception):
     """A hyperparameter the program cannot run with; the message names the flag and the accepted values."""
 
 
-def parse_config(argv=None):
-    """Constants above, then the preset, then flags. Returns a dict of every hyperparameter, validated."""
+def parse_config(argv=None, preset=None):
+    """Constants above, then the preset (`preset` wins over --preset), then flags. Returns a dict of every
+    hyperparameter, validated."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--preset", choices=list(PRESETS), default="seed", help="a named set of hyperparameters (PRESETS)")
     add("--compare", action="store_true",
         help="train every preset and the baselines on the same split; write comparison.csv/.png/.md")
     add("--layers", type=parse_layers, default=LAYERS, help=f"hidden sizes, comma-separated (default {LAYERS})")
-    add("--activation", choices=ACTIVATIONS, default=ACTIVATION)
-    add("--last-activation", choices=ACTIVATIONS, default=LAST_ACTIVATION)
+    add("--activation", choices=CHOICES["activation"], default=ACTIVATION)
+    add("--last-activation", choices=CHOICES["last_activation"], default=LAST_ACTIVATION)
     add("--dropout", type=float, default=DROPOUT, help="dropout rate after the latent layer, in [0, 1)")
     add("--l2-encode", type=float, default=L2_ENCODE)
     add("--l2-decode", type=float, default=L2_DECODE)
-    add("--loss", choices=["masked_rmse", "masked_mse"], default=LOSS)
-    add("--optimizer", choices=["sgd", "adam"], default=OPTIMIZER)
+    add("--loss", choices=CHOICES["loss"], default=LOSS)
+    add("--optimizer", choices=CHOICES["optimizer"], default=OPTIMIZER)
     add("--learning-rate", type=float, default=LEARNING_RATE)
     add("--momentum", type=float, default=MOMENTUM, help="SGD momentum")
     add("--batch-size", type=int, default=BATCH_SIZE)
     add("--epochs", type=int, default=EPOCHS, help="maximum number of epochs")
     add("--patience", type=int, default=EARLY_STOPPING_PATIENCE, help="early-stopping patience in epochs")
     add("--min-delta", type=float, default=EARLY_STOPPING_MIN_DELTA, help="early-stopping minimum improvement")
-    add("--orientation", choices=["user", "item"], default=ORIENTATION, help="rows are users or items")
+    add("--orientation", choices=CHOICES["orientation"], default=ORIENTATION, help="rows are users or items")
     add("--constrained", action=argparse.BooleanOptionalAction, default=CONSTRAINED, help="tied decoder weights")
     add("--input-dropout", type=float, default=INPUT_DROPOUT, help="dropout on the input ratings, in [0, 1)")
     add("--refeed-steps", type=int, default=REFEED_STEPS, help="dense re-feeding steps per batch (0 = off)")
-    add("--lr-schedule", choices=["none", "step", "plateau"], default=LR_SCHEDULE)
+    add("--lr-schedule", choices=CHOICES["lr_schedule"], default=LR_SCHEDULE)
     add("--input-fill", default=INPUT_FILL, help="'zero', 'mean' or a number: what unknown input ratings become")
     add("--split-seed", type=int, default=SPLIT_SEED)
     add("--seed", type=int, default=SEED)
-    add("--training-path", choices=["auto", "sparse", "dense"], default=TRAINING_PATH)
-    add("--precision", choices=["auto", "float32", "bfloat16"], default=PRECISION)
+    add("--training-path", choices=CHOICES["training_path"], default=TRAINING_PATH)
+    add("--precision", choices=CHOICES["precision"], default=PRECISION)
     add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
-    preset = parser.parse_known_args(argv)[0].preset
+    preset = preset or parser.parse_known_args(argv)[0].preset
     parser.set_defaults(**PRESETS[preset])
-    config = vars(parser.parse_args(argv))
+    config = {**vars(parser.parse_args(argv)), "preset": preset}
     config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     validate_config(config)
     return config
@@ -142,16 +153,12 @@ def validate_config(config):
     require(isinstance(layers, list) and len(layers) > 0 and all(isinstance(n, int) and n > 0 for n in layers),
             "--layers", "give one or more positive integers, e.g. --layers 512,512,1024,512,512")
     require(0 <= config["dropout"] < 1, "--dropout", "a fraction in [0, 1)")
-    require(config["activation"] in ACTIVATIONS, "--activation", f"one of {', '.join(ACTIVATIONS)}")
-    require(config["last_activation"] in ACTIVATIONS, "--last-activation", f"one of {', '.join(ACTIVATIONS)}")
-    require(config["optimizer"] in ("sgd", "adam"), "--optimizer", "'sgd' or 'adam'")
-    require(config["loss"] in ("masked_rmse", "masked_mse"), "--loss", "'masked_rmse' or 'masked_mse'")
+    for key, accepted in CHOICES.items():
+        require(config[key] in accepted, f"--{key.replace('_', '-')}", "one of " + ", ".join(accepted))
     require(config["learning_rate"] > 0, "--learning-rate", "a positive number, e.g. 0.001")
     require(0 <= config["momentum"] < 1, "--momentum", "a number in [0, 1)")
     require(0 <= config["input_dropout"] < 1, "--input-dropout", "a fraction in [0, 1)")
     require(config["refeed_steps"] >= 0, "--refeed-steps", "an integer >= 0")
-    require(config["orientation"] in ("user", "item"), "--orientation", "'user' or 'item'")
-    require(config["lr_schedule"] in ("none", "step", "plateau"), "--lr-schedule", "'none', 'step' or 'plateau'")
     require(not config["constrained"] or config["layers"] == config["layers"][::-1], "--constrained",
             "tied weights need symmetric --layers, e.g. 512,128,512")
     require(config["batch_size"] > 0, "--batch-size", "a positive integer, e.g. 512")
@@ -164,8 +171,6 @@ def validate_config(config):
     require(fill in ("zero", "mean") or fill.replace(".", "", 1).isdigit(), "--input-fill",
             "'zero', 'mean' or a number such as 3")
     config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
-    require(config["training_path"] in ("auto", "sparse", "dense"), "--training-path", "'auto', 'sparse' or 'dense'")
-    require(config["precision"] in ("auto", "float32", "bfloat16"), "--precision", "'auto', 'float32' or 'bfloat16'")
     if config["training_path"] == "auto":
         config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
     require(config["training_path"] == "dense" or config["input_fill"] == "zero", "--training-path",
@@ -414,12 +419,9 @@ def compare(config):
         rows.append({"name": result["name"], "test_masked_rmse": result["test_masked_rmse"],
                      "test_rmse": result["test_rmse"], "val_rmse": result["val_rmse"], "epochs": "",
                      "train_seconds": ""})
-    explicit = list(config["argv"])
-    explicit.remove("--compare")
-    if "--preset" in explicit:  # each preset in turn replaces the one given
-        del explicit[explicit.index("--preset"):explicit.index("--preset") + 2]
     for name in PRESETS:
-        preset_config = parse_config(["--preset", name, *explicit, "--results-dir", str(results_dir / name)])
+        preset_config = {**parse_config(config["argv"], preset=name), "compare": False,
+                         "results_dir": results_dir / name}
         print(f"\n=== preset {name} ===")
         status, metrics = run(preset_config)
         if metrics is None:

@@ -124,12 +124,16 @@ class DeepAutoEncoder(keras.Model):
             return self.call_at(inputs, targets.indices, training=training)
         return self(inputs, training=training)
 
+    def penalised_loss(self, targets, outputs):
+        """The masked loss plus the L2 penalties of the kernels."""
+        return self.masked_loss(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+
     def loss_and_gradients(self, inputs, targets):
         """One forward and backward pass. `inputs` and `targets` are dense tensors or tf.SparseTensor. Returns the
         loss, the gradients, the outputs (dense, or at the known targets only) and the clipped masked RMSE."""
         with tf.GradientTape() as tape:
             outputs = self.forward(inputs, targets, training=True, dense_output=self.refeed_steps > 0)
-            loss = self.masked_loss(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+            loss = self.penalised_loss(targets, outputs)
         gradients = tape.gradient(loss, self.trainable_variables)
         return loss, gradients, outputs, masked_rmse(targets, outputs, clip=True)
 
@@ -148,7 +152,7 @@ class DeepAutoEncoder(keras.Model):
     def test_step(self, data):
         inputs, targets = data
         outputs = self.forward(inputs, targets, training=False)
-        loss = self.masked_loss(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+        loss = self.penalised_loss(targets, outputs)
         return self.track(loss, masked_rmse(targets, outputs, clip=True), inputs)
 
     def track(self, loss, clipped_rmse, inputs):
