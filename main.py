@@ -51,6 +51,8 @@ SEED = 42  # weights, dropout and batch order
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
+VALIDATION_BATCH_SIZE = 4096  # rows per validation batch; validation only reads, so larger batches only add speed
+# (and make the epoch's validation loss the exact mean over rows: one batch in item orientation)
 PRECISION = "auto"  # 'float32', 'bfloat16' (bfloat16 compute, float32 weights) or 'auto': bfloat16 where the hardware
 # multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere
 # Files and logging.
@@ -123,6 +125,7 @@ def parse_config(argv=None, preset=None):
     add("--split-seed", type=int, default=SPLIT_SEED)
     add("--seed", type=int, default=SEED)
     add("--training-path", choices=CHOICES["training_path"], default=TRAINING_PATH)
+    add("--validation-batch-size", type=int, default=VALIDATION_BATCH_SIZE)
     add("--precision", choices=CHOICES["precision"], default=PRECISION)
     add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
@@ -162,6 +165,7 @@ def validate_config(config):
     require(not config["constrained"] or config["layers"] == config["layers"][::-1], "--constrained",
             "tied weights need symmetric --layers, e.g. 512,128,512")
     require(config["batch_size"] > 0, "--batch-size", "a positive integer, e.g. 512")
+    require(config["validation_batch_size"] > 0, "--validation-batch-size", "a positive integer, e.g. 4096")
     require(config["epochs"] > 0, "--epochs", "a positive integer, e.g. 500")
     require(config["patience"] > 0, "--patience", "a positive integer, e.g. 3")
     require(config["min_delta"] >= 0, "--min-delta", "a number >= 0, e.g. 0.0001")
@@ -248,7 +252,7 @@ def run(config):
         train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
         train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
     train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
-    val_data = row_batches(train_inputs, val_targets, config["batch_size"])
+    val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
 
     # -------- training
     checkpoint = utils.Checkpoint(results_dir)

@@ -47,7 +47,8 @@ def test_help_lists_every_flag():
     status, output = run_program("--help")
     assert status == 0
     for flag in ["--layers", "--dropout", "--learning-rate", "--batch-size", "--epochs", "--data-dir",
-                 "--results-dir", "--resume", "--split-seed", "--precision", "--training-path"]:
+                 "--results-dir", "--resume", "--split-seed", "--precision", "--training-path",
+                 "--validation-batch-size"]:
         assert flag in output
 
 
@@ -56,6 +57,7 @@ def test_help_lists_every_flag():
     (["--layers", "512,abc"], ["--layers", "comma-separated list of integers"]),
     (["--layers", "512,0"], ["--layers", "positive integers"]),
     (["--batch-size", "0"], ["--batch-size", "positive integer"]),
+    (["--validation-batch-size", "-4"], ["--validation-batch-size", "positive integer"]),
     (["--epochs", "-1"], ["--epochs", "positive integer"]),
     (["--learning-rate", "0"], ["--learning-rate", "positive number"]),
     (["--activation", "sigmoidal"], ["--activation", "invalid choice", "selu"]),

@@ -79,6 +79,25 @@ def test_l2_penalties_use_encode_and_decode_strengths():
     assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_fast_l2_penalty_equals_keras_regularisers():
+    model = small_model(l2_encode=0.5, l2_decode=0.25)
+    assert float(model.l2_penalty()) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-6)
+
+
+def test_fused_momentum_update_equals_keras_sgd():
+    fused, plain = small_model(dropout=0.0), small_model(dropout=0.0)  # the same seed: the same weights
+    batch = tf.sparse.from_dense(random_ratings())
+    for _ in range(3):
+        for model in (fused, plain):
+            _, gradients, _, _ = model.loss_and_gradients(batch, batch)
+            model.apply_gradients(gradients, fused=model is fused)
+    assert int(fused.optimizer.iterations) == int(plain.optimizer.iterations) == 3
+    for fused_weight, plain_weight in zip(fused.get_weights() + [m.numpy() for m in fused.optimizer.momentums],
+                                          plain.get_weights() + [m.numpy() for m in plain.optimizer.momentums]):
+        np.testing.assert_allclose(fused_weight, plain_weight, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(fused.get_weights()[0], small_model(dropout=0.0).get_weights()[0])
+
+
 @pytest.mark.parametrize("loss_name", ["masked_rmse", "masked_mse"])
 def test_sparse_and_dense_batches_give_same_loss_and_gradients(loss_name):
     model = small_model(dropout=0.0, loss_name=loss_name)
