@@ -1,10 +1,12 @@
 """Speed of the fast (sparse) path against the plain dense Keras path, measured in one run on the same data.
 
-    python3 benchmark.py [--epochs 5] [--data-dir PATH] [--kernels] [--full]
+    python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
 
-Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path (median of the
-epochs after the first, which includes tracing), peak memory, test metrics after the same number of epochs from
-the same seed, and the ratios dense/fast. --full also times a complete default run (`python3 main.py`).
+Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
+metrics after the same number of epochs from the same seed, and the ratios dense/fast. Each path trains --rounds
+times, the paths taking turns, so that a slow spell of a shared machine falls on all of them alike; seconds per
+epoch are the median over all rounds of the epochs after the first (which includes tracing).
+--full also times a complete default run (`python3 main.py`).
 Peak memory is the process's peak so far: the fast paths run first, so their figures are their own.
 """
 
@@ -49,17 +51,17 @@ def prepare_data(data_dir):
     return time.perf_counter() - started
 
 
-def time_path(name, flags, epochs, data_dir, scratch):
+def train_path(name, flags, epochs, data_dir, scratch):
+    """One short training run of a path; returns its metrics and the seconds of each epoch."""
+    results_dir = Path(scratch) / name
     config = main.parse_config(["--epochs", str(epochs), "--patience", str(epochs + 1), "--data-dir", str(data_dir),
-                                "--results-dir", str(Path(scratch) / name), *flags])
+                                "--results-dir", str(results_dir), *flags])
     status, metrics = main.run(config)
     if status != 0:
         raise SystemExit(f"benchmark: the {name} run failed (exit status {status})")
-    with open(Path(scratch) / name / "history.csv") as handle:
+    with open(results_dir / "history.csv") as handle:
         seconds = [float(line.split(",")[-1]) for line in handle.readlines()[1:]]
-    return {"seconds_per_epoch": round(statistics.median(seconds[1:] or seconds), 3),
-            "first_epoch_seconds": round(seconds[0], 3), "peak_memory_mb": round(utils.peak_memory_mb(), 1),
-            "test_masked_rmse": round(metrics["test_masked_rmse"], 4), "test_rmse": round(metrics["test_rmse"], 4)}
+    return metrics, seconds
 
 
 def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
@@ -113,7 +115,8 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
 
 def main_benchmark(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per path (at least 2)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per path and round (at least 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="times each path trains, the paths taking turns")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--full", action="store_true", help="also time a complete default run of main.py")
     parser.add_argument("--kernels", action="store_true",
@@ -125,15 +128,25 @@ def main_benchmark(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    result = {"machine": machine_description(), "epochs": args.epochs,
+    if args.epochs < 2 or args.rounds < 1:
+        parser.error("--epochs must be at least 2 and --rounds at least 1")
+    result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_data(data_dir), 3),
               "data_prep_seconds_warm": round(prepare_data(data_dir), 3)}
     with tempfile.TemporaryDirectory() as scratch:
         paths = {"fast": ["--training-path", "sparse", "--precision", "float32"],
                  "fast_bfloat16": ["--training-path", "sparse", "--precision", "bfloat16"],
                  "dense": ["--training-path", "dense", "--precision", "float32"]}
-        for name, flags in paths.items():
-            result[name] = time_path(name, flags, args.epochs, data_dir, scratch)
+        seconds = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, flags in paths.items():
+                metrics, epoch_seconds = train_path(name, flags, args.epochs, data_dir, scratch)
+                seconds[name] += epoch_seconds[1:]
+                result.setdefault(name, {"first_epoch_seconds": round(epoch_seconds[0], 3),
+                                         "peak_memory_mb": round(utils.peak_memory_mb(), 1),  # first round's
+                                         "test_masked_rmse": round(metrics["test_masked_rmse"], 4),
+                                         "test_rmse": round(metrics["test_rmse"], 4)})
+                result[name]["seconds_per_epoch"] = round(statistics.median(seconds[name]), 3)
     for name in ("fast", "fast_bfloat16"):
         result[f"speedup_{name}_vs_dense"] = round(
             result["dense"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
