@@ -11,6 +11,7 @@ Peak memory is the process's peak so far: the fast paths run first, so their fig
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -56,7 +57,8 @@ def train_path(name, flags, epochs, data_dir, scratch):
     results_dir = Path(scratch) / name
     config = main.parse_config(["--epochs", str(epochs), "--patience", str(epochs + 1), "--data-dir", str(data_dir),
                                 "--results-dir", str(results_dir), *flags])
-    status, metrics = main.run(config)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
+        status, metrics = main.run(config)
     if status != 0:
         raise SystemExit(f"benchmark: the {name} run failed (exit status {status})")
     with open(results_dir / "history.csv") as handle:
