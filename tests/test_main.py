@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import data_processor
@@ -160,6 +161,20 @@ def test_dense_sparse_and_bfloat16_paths_agree(movielens_dir, tmp_path):
         metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
     assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["sparse"]["test_rmse"], abs=1e-4)
     assert metrics["dense"]["test_rmse"] == pytest.approx(metrics["bfloat16"]["test_rmse"], abs=0.02)
+
+
+def test_validation_batch_size_changes_no_result(movielens_dir, tmp_path):
+    # Every user has validation ratings, so the epoch's validation loss is the same mean over users in any batching.
+    histories = []
+    for size in (7, 4096):
+        results_dir = tmp_path / str(size)
+        assert main.main(["--data-dir", str(movielens_dir), "--results-dir", str(results_dir), "--epochs", "2",
+                          "--validation-batch-size", str(size), *TINY]) == 0
+        lines = (results_dir / "history.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        histories.append([[float(value) for key, value in zip(header, line.split(",")) if key.startswith("val_")]
+                          for line in lines[1:]])
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-5)
 
 
 def test_comet_offline_writes_an_archive(movielens_dir, tmp_path):
