@@ -124,14 +124,14 @@ def main_benchmark(argv=None):
     parser.add_argument("--kernels", action="store_true",
                         help="also time the first and last layers with dense and with sparse kernels")
     args = parser.parse_args(argv)
+    if args.epochs < 2 or args.rounds < 1:
+        parser.error("--epochs must be at least 2 and --rounds at least 1")
     try:
         data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
     except data_processor.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    if args.epochs < 2 or args.rounds < 1:
-        parser.error("--epochs must be at least 2 and --rounds at least 1")
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_data(data_dir), 3),
               "data_prep_seconds_warm": round(prepare_data(data_dir), 3)}
@@ -148,7 +148,8 @@ def main_benchmark(argv=None):
                                          "peak_memory_mb": round(utils.peak_memory_mb(), 1),  # first round's
                                          "test_masked_rmse": round(metrics["test_masked_rmse"], 4),
                                          "test_rmse": round(metrics["test_rmse"], 4)})
-                result[name]["seconds_per_epoch"] = round(statistics.median(seconds[name]), 3)
+    for name in paths:
+        result[name]["seconds_per_epoch"] = round(statistics.median(seconds[name]), 3)
     for name in ("fast", "fast_bfloat16"):
         result[f"speedup_{name}_vs_dense"] = round(
             result["dense"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
