@@ -1,6 +1,6 @@
 """Simple baselines on the same split, to put the autoencoder's numbers in context.
 
-    python3 baselines.py [--data-dir PATH] [--split-seed N]
+    python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split seed] [--split-seed N]
 
 - global mean: every rating predicted as the mean training rating;
 - user+item biases: mean + b_user + b_item, fitted by alternating least squares with L2 strength `reg`
@@ -8,15 +8,12 @@
 """
 
 import argparse
-import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # utils imports TensorFlow
 
 import numpy as np
 
 import data_processor
-import utils
+import metrics
 
 BIAS_REGULARISATION = [1.0, 3.0, 5.0, 10.0, 20.0, 40.0]  # candidates, picked on validation
 BIAS_ITERATIONS = 15
@@ -35,50 +32,50 @@ def fit_biases(users, items, ratings, n_users, n_items, reg, iterations=BIAS_ITE
 
 
 def evaluate_baselines(data, split):
-    """Both metrics of both baselines on validation and test. Returns {name: {metric: value}}."""
-    train_users, train_items, train_ratings = (data[key][split["train"]] for key in ("users", "items", "ratings"))
-    parts = {part: (data["users"][split[part]], data["items"][split[part]], data["ratings"][split[part]])
-             for part in ("val", "test")}
-
-    def scores(predict, name):
-        result = {"name": name}
-        for part, (users, items, ratings) in parts.items():
-            predictions = predict(users, items)
-            result[f"{part}_masked_rmse"] = utils.per_user_masked_rmse(users, ratings, predictions)
-            result[f"{part}_rmse"] = utils.global_rmse(ratings, predictions)
-        return result
-
+    """Both RMSEs (validation and test) and the ranking metrics (test) of both baselines. Returns a list of
+    {'name', metric: value}; the bias model's entry also has its 'reg'."""
+    train = split["train"]
+    train_users, train_items, train_ratings = data["users"][train], data["items"][train], data["ratings"][train]
     mean = float(train_ratings.mean())
-    results = [scores(lambda users, items: np.full(len(users), mean), "global mean")]
+    results = [{"name": "global mean", **metrics.evaluate_predictor(
+        data, split, lambda users, items: np.full(len(users), mean), None)}]
     best = None
-    for reg in BIAS_REGULARISATION:
-        mu, user_bias, item_bias = fit_biases(train_users, train_items, train_ratings.astype(np.float64),
-                                              data["n_users"], data["n_items"], reg)
-        result = scores(lambda users, items: mu + user_bias[users] + item_bias[items], "user+item bias")
-        result["reg"] = reg
-        if best is None or result["val_rmse"] < best["val_rmse"]:
-            best = result
-    results.append(best)
+    for reg in BIAS_REGULARISATION:  # chosen on the validation ratings; ranking metrics only for the chosen one
+        fitted = fit_biases(train_users, train_items, train_ratings.astype(np.float64), data["n_users"],
+                            data["n_items"], reg)
+        val = split["val"]
+        predictions = fitted[0] + fitted[1][data["users"][val]] + fitted[2][data["items"][val]]
+        val_rmse = metrics.global_rmse(data["ratings"][val], predictions, data["scale"][:2])
+        if best is None or val_rmse < best[0]:
+            best = (val_rmse, reg, fitted)
+    _, reg, (mu, user_bias, item_bias) = best
+    results.append({"name": "user+item bias", "reg": reg, **metrics.evaluate_predictor(
+        data, split, lambda users, items: mu + user_bias[users] + item_bias[items],
+        lambda users: mu + user_bias[users, None] + item_bias[None, :])})
     return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=list(data_processor.DATASETS), default="ml-1m")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--split", choices=data_processor.SPLITS, default="seed")
+    parser.add_argument("--time-window", choices=list(data_processor.TIME_WINDOWS), default="full")
     parser.add_argument("--split-seed", type=int, default=data_processor.SPLIT_SEED)
     args = parser.parse_args(argv)
     try:
-        data = data_processor.load_movielens(data_processor.ensure_movielens(
-            data_processor.resolve_data_dir(args.data_dir)))
+        prepared = data_processor.prepare_data(args.dataset, args.data_dir, args.split, args.split_seed, "user",
+                                               args.time_window)
     except data_processor.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    split = data_processor.split_ratings(data, seed=args.split_seed)
-    print("| baseline | test masked RMSE (seed, per-user) | test RMSE (global) | val RMSE (global) |")
-    print("|---|---|---|---|")
-    for result in evaluate_baselines(data, split):
+    print("| baseline | test masked RMSE (seed, per-user) | test RMSE (global) | val RMSE (global) | test NDCG@10 |")
+    print("|---|---|---|---|---|")
+    for result in evaluate_baselines(prepared["data"], prepared["split"]):
         name = result["name"] + (f" (reg {result['reg']:g})" if "reg" in result else "")
-        print(f"| {name} | {result['test_masked_rmse']:.4f} | {result['test_rmse']:.4f} | {result['val_rmse']:.4f} |")
+        ndcg = "" if result["test_ndcg_at_10"] is None else f"{result['test_ndcg_at_10']:.4f}"
+        print(f"| {name} | {result['test_masked_rmse']:.4f} | {result['test_rmse']:.4f} | {result['val_rmse']:.4f} "
+              f"| {ndcg} |")
     return 0
 
 

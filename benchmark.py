@@ -41,14 +41,14 @@ def machine_description():
     return f"{model_name}, {os.cpu_count()} cores, {len(gpus)} GPU(s), TensorFlow {tf.__version__}"
 
 
-def prepare_data(data_dir):
-    """Parse + validate + split + the two matrices training uses; returns seconds."""
+def prepare(data_dir):
+    """Parse + validate + split + the two matrices training uses (the default run's data chain)."""
+    return data_processor.prepare_data("ml-1m", data_dir, "seed", data_processor.SPLIT_SEED, "user")
+
+
+def prepare_seconds(data_dir):
     started = time.perf_counter()
-    data = data_processor.load_movielens(data_dir)
-    split = data_processor.split_ratings(data)
-    shape = data_processor.matrix_shape(data)
-    for part in ("train", "val"):
-        data_processor.sparse_rating_matrix(*data_processor.triples(data, split[part]), shape)
+    prepare(data_dir)
     return time.perf_counter() - started
 
 
@@ -72,10 +72,7 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     import numpy as np
     import tensorflow as tf
 
-    data = data_processor.load_movielens(data_dir)
-    split = data_processor.split_ratings(data)
-    matrix = data_processor.sparse_rating_matrix(*data_processor.triples(data, split["train"]),
-                                                 data_processor.matrix_shape(data))[:batch_size].tocoo()
+    matrix = prepare(data_dir)["train"][:batch_size].tocoo()
     indices = np.stack([matrix.row, matrix.col], axis=1).astype(np.int64)
     sparse = tf.SparseTensor(indices, matrix.data, matrix.shape)
     dense = tf.sparse.to_dense(sparse)
@@ -127,14 +124,14 @@ def main_benchmark(argv=None):
     if args.epochs < 2 or args.rounds < 1:
         parser.error("--epochs must be at least 2 and --rounds at least 1")
     try:
-        data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(args.data_dir))
+        data_dir = data_processor.ensure_dataset("ml-1m", data_processor.resolve_data_dir("ml-1m", args.data_dir))
     except data_processor.DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
-              "data_prep_seconds_cold": round(prepare_data(data_dir), 3),
-              "data_prep_seconds_warm": round(prepare_data(data_dir), 3)}
+              "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),
+              "data_prep_seconds_warm": round(prepare_seconds(data_dir), 3)}
     with tempfile.TemporaryDirectory() as scratch:
         paths = {"fast": ["--training-path", "sparse", "--precision", "float32"],
                  "fast_bfloat16": ["--training-path", "sparse", "--precision", "bfloat16"],

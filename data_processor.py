@@ -1,217 +1,628 @@
-"""MovieLens-1M: find or download it, parse and validate it, split it, build rating matrices.
+"""Rating data sets: find or download, parse and validate, index densely, split, build sparse rating matrices.
 
-The data flows top to bottom through this file:
-    ensure_movielens -> load_movielens -> split_ratings -> rating_matrix / sparse_rating_matrix
+The data flows top to bottom through this file, and `prepare_data` is the one chain that every script uses:
+    ensure_dataset -> load_dataset -> split_ratings -> sparse_rating_matrix
 
-Ratings are kept as three aligned NumPy arrays (zero-based user index, zero-based item index, rating);
-a row of a matrix is a user (the seed's orientation) or an item (I-AutoRec's orientation).
+Ratings are kept as aligned NumPy arrays (dense user index, dense item index, rating, timestamp). Users and items
+are numbered densely from the ids that occur (`user_ids[k]` is the original id of user k), so that a MovieID of
+10^9 costs nothing; results and recommendations speak in the original ids. A row of a matrix is a user (the
+paper's orientation) or an item (I-AutoRec's).
 """
 
+import csv
 import hashlib
 import io
 import os
-import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
-from sklearn.model_selection import train_test_split
 
 PROJECT_DIR = Path(__file__).resolve().parent
-MOVIELENS_DIR = PROJECT_DIR / "data" / "ml-1m"  # overridden by $MOVIELENS_DIR, then by --data-dir
-MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
-MOVIELENS_SHA256 = "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"
+DATA_DIR = PROJECT_DIR / "data"  # a data set lives in DATA_DIR/<its folder> unless --data-dir says otherwise
+GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
+# Each data set: where it comes from, how it is verified, the file that marks it present, its rating scale.
+# GroupLens publishes an MD5 file next to each zip (url + ".md5"); ML-1M's SHA-256 and ML-100K's MD5 are known here.
+DATASETS = {
+    "ml-100k": dict(url=GROUPLENS + "ml-100k.zip", md5="0e33842e24a9c977be4e0107933c0723", folder="ml-100k",
+                    ratings_file="u.data", scale=(1.0, 5.0, 1.0)),
+    "ml-1m": dict(url=GROUPLENS + "ml-1m.zip",
+                  sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", folder="ml-1m",
+                  ratings_file="ratings.dat", scale=(1.0, 5.0, 1.0)),
+    "ml-10m": dict(url=GROUPLENS + "ml-10m.zip", folder="ml-10M100K", ratings_file="ratings.dat",
+                   scale=(0.5, 5.0, 0.5)),
+    "ml-20m": dict(url=GROUPLENS + "ml-20m.zip", folder="ml-20m", ratings_file="ratings.csv", scale=(0.5, 5.0, 0.5)),
+    "netflix": dict(url=None, folder="netflix", ratings_file=None, scale=(1.0, 5.0, 1.0)),
+}
+NETFLIX_HELP = (
+    "The Netflix Prize data cannot be downloaded by this program (its license). Get it from the Netflix Prize "
+    "archive or its repackaging (the Kaggle data set 'netflix-prize-data'), unpack it and point --data-dir at the "
+    "folder that holds either the original training_set/mv_*.txt files or the four combined_data_*.txt files, plus "
+    "movie_titles.csv. Each block of those files is a 'MovieID:' line followed by 'CustomerID,Rating,YYYY-MM-DD' "
+    "lines.")
+
+SPLITS = ["seed", "random", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "time"]
 SPLIT_SEED = 1994
-TEST_FRACTION = 0.1  # of all ratings
-VAL_FRACTION = 0.1  # of the ratings left after the test split: 81/9/10 overall
+TEST_FRACTION = 0.1  # of all ratings, in the seed and random splits
+VAL_FRACTION = 0.1  # seed split: of the ratings left after the test split (81/9/10 overall)
+RANDOM_VAL_FRACTION = 0.05  # random, u1-u5/ua/ub splits: validation ratings drawn from the training part
+SEED_SPLIT_MIN_USER_RATINGS = 3  # seed split: users with fewer ratings stay wholly in training (not stratifiable)
+TIME_WINDOWS = {  # the paper's Netflix windows: (train from, train to, test from, test to), inclusive dates
+    "full": ("1999-12-01", "2005-11-30", "2005-12-01", "2005-12-31"),
+    "3m": ("2005-09-01", "2005-11-30", "2005-12-01", "2005-12-31"),
+    "6m": ("2005-06-01", "2005-11-30", "2005-12-01", "2005-12-31"),
+    "1y": ("2004-06-01", "2005-05-31", "2005-06-01", "2005-06-30"),
+}
+TIME_TEST_FRACTION = 0.1  # MovieLens time split: the last 10% of the time range is the test window
+MIN_RATINGS = {"train": 50, "val": 5, "test": 5}  # below these a run measures nothing meaningful
 
 
 class DataError(Exception):
     """A problem with the data that the user can fix; the message says what and how."""
 
 
-def resolve_data_dir(flag_value=None):
-    """--data-dir wins over $MOVIELENS_DIR, which wins over the MOVIELENS_DIR constant."""
-    return Path(flag_value or os.environ.get("MOVIELENS_DIR") or MOVIELENS_DIR).expanduser()
+# ----------------------------------------------------------------------------------------------------------------
+# The one data chain: flags -> split rating matrices.
+
+def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window="full", data=None):
+    """Load (unless `data` is given), split and build the matrices. Returns a dict: 'data', 'split' (index arrays
+    'train', 'val', 'test' into data's arrays), 'shape' and the sparse 'train' and 'val' matrices the network
+    reads."""
+    if data is None:
+        data = load_data(dataset, data_dir)
+    parts = split_ratings(data, split, split_seed, time_window)
+    shape = matrix_shape(data, orientation)
+    matrices = {part: sparse_rating_matrix(*triples(data, parts[part], orientation), shape)
+                for part in ("train", "val")}
+    return {"data": data, "split": parts, "shape": shape, **matrices}
 
 
-def ensure_movielens(data_dir):
-    """Return data_dir once it holds ratings.dat, downloading and unpacking MovieLens-1M if it does not."""
+def load_data(dataset, data_dir=None):
+    """Find (or download) the data set and load it."""
+    return load_dataset(dataset, ensure_dataset(dataset, resolve_data_dir(dataset, data_dir)))
+
+
+def resolve_data_dir(dataset, flag_value=None):
+    """--data-dir wins; for ml-1m the environment variable MOVIELENS_DIR comes next; then DATA_DIR/<folder>."""
+    from_environment = os.environ.get("MOVIELENS_DIR") if dataset == "ml-1m" else None
+    return Path(flag_value or from_environment or DATA_DIR / DATASETS[dataset]["folder"]).expanduser()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finding and downloading.
+
+def ensure_dataset(dataset, data_dir):
+    """Return data_dir once it holds the data set, downloading and unpacking it (verified) if it does not."""
     data_dir = Path(data_dir)
-    if (data_dir / "ratings.dat").is_file():
+    info = DATASETS[dataset]
+    if dataset == "netflix":
+        if not netflix_files(data_dir):
+            raise DataError(f"No Netflix Prize ratings in {data_dir} (neither training_set/mv_*.txt nor "
+                            f"combined_data_*.txt). {NETFLIX_HELP}")
         return data_dir
-    print(f"MovieLens-1M not found in {data_dir}; downloading {MOVIELENS_URL}")
+    ratings_path = data_dir / info["ratings_file"]
+    if ratings_path.exists():
+        return data_dir  # a folder or an unreadable file in its place is reported by the parser, not downloaded over
+    print(f"{dataset} not found in {data_dir} (no {info['ratings_file']}); downloading {info['url']}")
     import keras  # imported here: parsing and splitting do not need it
 
     download_dir = data_dir.parent
-    zip_path = download_dir / "ml-1m.zip"
+    zip_path = download_dir / Path(info["url"]).name
+    expected = info.get("sha256") or info.get("md5")
     try:
         download_dir.mkdir(parents=True, exist_ok=True)
-        # get_file shows progress, deletes a partial download and refuses a file whose SHA-256 differs.
-        keras.utils.get_file(fname=zip_path.name, origin=MOVIELENS_URL, file_hash=MOVIELENS_SHA256,
+        expected = expected or published_md5(info["url"], download_dir)
+        # get_file shows progress, deletes a partial download and refuses a file whose hash differs.
+        keras.utils.get_file(fname=zip_path.name, origin=info["url"], file_hash=expected,
                              cache_dir=str(download_dir), cache_subdir=".")
-        unpack_movielens(zip_path, data_dir)
+        unpack_dataset(zip_path, info["folder"], data_dir)
     except Exception as error:  # offline, HTTP error, checksum mismatch, unwritable folder, bad zip
-        if zip_path.is_file() and sha256_of(zip_path) != MOVIELENS_SHA256:
+        if expected and zip_path.is_file() and hash_of(zip_path, len(expected)) != expected:
             zip_path.unlink()  # never keep a corrupt or foreign file under the name of the real one
         raise DataError(
-            f"MovieLens-1M is not in {data_dir} (no ratings.dat there) and could not be downloaded "
-            f"from {MOVIELENS_URL}: {error}\n"
-            f"Fix: download and unzip ml-1m.zip yourself and point the program at the folder that holds "
-            f"ratings.dat with --data-dir PATH or the environment variable MOVIELENS_DIR."
-        ) from None
+            f"{dataset} is not in {data_dir} (no {info['ratings_file']} there) and could not be downloaded "
+            f"from {info['url']}: {error}\n"
+            f"Fix: download and unzip {zip_path.name} yourself and point the program at the folder that holds "
+            f"{info['ratings_file']} with --data-dir PATH"
+            + (" or the environment variable MOVIELENS_DIR." if dataset == "ml-1m" else ".")) from None
     return data_dir
 
 
-def unpack_movielens(zip_path, data_dir):
-    """Unpack ml-1m.zip's files into data_dir through a temporary folder, so a failure leaves nothing half-done."""
-    staging = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=".ml-1m-"))
+def published_md5(url, download_dir):
+    """The MD5 that GroupLens publishes next to a zip (url + '.md5', a line 'MD5 (name) = hash' or 'hash name')."""
+    import keras
+
+    path = keras.utils.get_file(fname=Path(url).name + ".md5", origin=url + ".md5", cache_dir=str(download_dir),
+                                cache_subdir=".")
+    words = [word for word in Path(path).read_text().split() if len(word) == 32]
+    if not words:
+        raise ValueError(f"{path} holds no MD5 hash")
+    return words[0]
+
+
+def unpack_dataset(zip_path, zip_folder, data_dir):
+    """Unpack the zip's folder into data_dir through a temporary folder, so a failure leaves nothing half-done;
+    the ratings file moves last, as it marks the data set present."""
+    staging = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=".unpack-"))
     try:
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(staging)
+        source = staging / zip_folder
         data_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("movies.dat", "users.dat", "README", "ratings.dat"):  # ratings.dat last: it marks completion
-            if (staging / "ml-1m" / name).is_file():
-                os.replace(staging / "ml-1m" / name, data_dir / name)
+        names = sorted(path.name for path in source.iterdir() if path.is_file())
+        for name in sorted(names, key=lambda name: name.startswith(("ratings", "u.data"))):
+            os.replace(source / name, data_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
+def hash_of(path, hex_length=64):
+    """The file's SHA-256 (hex_length 64) or MD5 (hex_length 32), as keras.utils.get_file checks them."""
+    digest = hashlib.sha256() if hex_length == 64 else hashlib.md5()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def read_dat(path, columns, optional_columns=0):
-    """Parse a MovieLens '::'-separated latin-1 file into a DataFrame (numbers where a column is all numbers).
+# ----------------------------------------------------------------------------------------------------------------
+# Reading files: every way a file can be unusable is named with the file, the line and the fix.
 
-    '::' is replaced by a tab so that pandas' fast C parser can read the file (a two-character separator would
-    force its slow Python engine). The last `optional_columns` columns may be missing from a line.
-    """
+def read_bytes(path, source_hint):
+    """The file's bytes, refused with a clear message if it is a folder, unreadable, empty or not text. A UTF-8
+    byte-order mark is dropped and blank lines at the end are allowed."""
     path = Path(path)
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{path} is empty. Fix: replace it with the file from {MOVIELENS_URL}.")
-    if b"\x00" in raw[:4096]:
-        raise DataError(f"{path} contains NUL bytes: it is not latin-1 text (UTF-16?). "
-                        f"Fix: use the original file from {MOVIELENS_URL}, or re-save it as latin-1.")
-    if b"\t" in raw:
-        line_number = raw[: raw.index(b"\t")].count(b"\n") + 1
-        bad_line(path, line_number, "a tab character (fields are separated by '::')")
+    fix = f"Fix: {source_hint}"
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file. {fix}")
     try:
-        frame = pd.read_csv(io.BytesIO(raw.replace(b"::", b"\t")), sep="\t", header=None, names=columns,
-                            encoding="latin-1", skip_blank_lines=False, keep_default_na=False, na_values=[""],
-                            quoting=3)
-    except pd.errors.ParserError as error:  # a line with more fields than columns
-        match = re.search(r"line (\d+)", str(error))
-        line_number = int(match.group(1)) if match else 0
-        bad_line(path, line_number, f"more than {len(columns)} '::'-separated fields")
-    required = columns[: len(columns) - optional_columns]
-    missing = frame[required].isna().any(axis=1)
-    if missing.any():
-        line_number = int(np.argmax(missing.to_numpy())) + 1
-        bad_line(path, line_number, f"fewer than {len(required)} '::'-separated fields ({'::'.join(required)})")
-    return frame
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path} cannot be read ({error.strerror}). Fix: make it readable (chmod a+r), or "
+                        f"{source_hint[0].lower() + source_hint[1:]}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
+        raise DataError(f"{path} contains NUL bytes: it is not latin-1 text (UTF-16?). Fix: re-save it as latin-1 "
+                        f"or UTF-8, or {source_hint[0].lower() + source_hint[1:]}")
+    raw = raw.rstrip(b"\r\n\t ")
+    if not raw:
+        raise DataError(f"{path} is empty. {fix}")
+    return raw + b"\n"
 
 
-def bad_line(path, line_number, problem):
-    """Raise a DataError that quotes the offending line of the file."""
-    lines = Path(path).read_bytes().decode("latin-1").split("\n")
-    text = lines[line_number - 1].rstrip("\r") if 0 < line_number <= len(lines) else ""
-    raise DataError(f"{path}, line {line_number}: {problem}: {text!r}. "
-                    f"Fix: correct or delete that line, or replace the file with the original from {MOVIELENS_URL}.")
+def line_text(raw, line_number):
+    """The text of one line (1-based) of a file's bytes, for error messages."""
+    start = 0
+    for _ in range(line_number - 1):
+        start = raw.index(b"\n", start) + 1
+    end = raw.find(b"\n", start)
+    return raw[start:end if end >= 0 else None].decode("latin-1").rstrip("\r")
 
 
-def integer_column(frame, column, path):
-    """The column as int64, naming the first line whose value is not an integer."""
-    if pd.api.types.is_integer_dtype(frame[column]):
-        return frame[column].to_numpy(dtype=np.int64)
-    values = pd.to_numeric(frame[column], errors="coerce")
-    not_integer = values.isna().to_numpy() | (values.to_numpy() != np.round(values.to_numpy()))
-    if not_integer.any():
-        line_number = int(np.argmax(not_integer)) + 1
-        bad_line(path, line_number, f"{column} is not an integer")
-    return values.to_numpy().astype(np.int64)
+def bad_line(path, raw, line_number, problem, source_hint):
+    raise DataError(f"{path}, line {line_number}: {problem}: {line_text(raw, line_number)!r}. Fix: correct or "
+                    f"delete that line, or {source_hint[0].lower() + source_hint[1:]}")
 
 
-def load_ratings(path):
-    """ratings.dat: 'UserID::MovieID::Rating::Timestamp', or without the timestamp. Returns (users, items, ratings)
-    with zero-based indices, validated: integer ids in range, ratings 1-5, no (user, movie) rated twice."""
-    frame = read_dat(path, ["UserID", "MovieID", "Rating", "Timestamp"], optional_columns=1)
-    user_ids = integer_column(frame, "UserID", path)
-    movie_ids = integer_column(frame, "MovieID", path)
-    ratings = integer_column(frame, "Rating", path)
-    for name, values, low, high in [("UserID", user_ids, 1, np.inf), ("MovieID", movie_ids, 1, np.inf),
-                                    ("Rating", ratings, 1, 5)]:
-        outside = (values < low) | (values > high)
-        if outside.any():
-            allowed = f"{low}-{high}" if high < np.inf else f"{low} or more"
-            bad_line(path, int(np.argmax(outside)) + 1, f"{name} {values[outside][0]} is not {allowed}")
-    pair = user_ids * (movie_ids.max() + 1) + movie_ids
-    duplicated = pd.Series(pair).duplicated().to_numpy()
-    if duplicated.any():
-        line_number = int(np.argmax(duplicated)) + 1
-        first = int(np.argmax(pair == pair[line_number - 1])) + 1
-        bad_line(path, line_number, f"(UserID, MovieID) already rated on line {first}")
-    return (user_ids - 1).astype(np.int32), (movie_ids - 1).astype(np.int32), ratings.astype(np.float32)
+def check_field_counts(path, original, raw, sep, fewest, most, names, source_hint, first_line=1,
+                       chunk_bytes=1 << 25):
+    """Every line of `raw` (from `first_line`) must have between `fewest` and `most` `sep`-separated fields.
+    Checked on the bytes, in chunks, before any column is interpreted, so that nothing can shift silently; an
+    error quotes the line of `original` (the file before '::' became `sep`)."""
+    array = np.frombuffer(raw, dtype=np.uint8)
+    start, line_offset = 0, 0
+    while start < len(array):
+        end = min(start + chunk_bytes, len(array))
+        end = int(np.flatnonzero(array[end - 1:] == 10)[0]) + end if array[end - 1] != 10 else end
+        chunk = array[start:end]
+        line_ends = np.flatnonzero(chunk == 10)
+        separators = np.flatnonzero(chunk == ord(sep))
+        counts = np.bincount(np.searchsorted(line_ends, separators), minlength=len(line_ends)) + 1
+        lengths = np.diff(line_ends, prepend=-1) - 1
+        blank = (lengths == 0) | ((lengths == 1) & (chunk[np.maximum(line_ends - 1, 0)] == 13))
+        bad = (counts < fewest) | (counts > most) | blank
+        bad[: max(first_line - 1 - line_offset, 0)] = False
+        if bad.any():
+            index = int(np.argmax(bad))
+            line_number = line_offset + index + 1
+            if blank[index]:
+                bad_line(path, original, line_number, "a blank line", source_hint)
+            expected = f"{fewest}" if fewest == most else f"{fewest} or {most}"
+            bad_line(path, original, line_number, f"{counts[index]} fields where {expected} ({'|'.join(names)}) are "
+                     f"expected, separated by {sep!r}", source_hint)
+        line_offset += len(line_ends)
+        start = end
 
 
-def load_movies(path):
-    """movies.dat: 'MovieID::Title::Genres'. Returns {zero-based item index: title}, or {} with a warning if
-    the file is missing (titles are only used to print recommendations)."""
-    if not Path(path).is_file():
+def read_numeric_table(path, sep, names, dtypes, source_hint, optional=0, header=False, replace=None):
+    """A separator-delimited file of numbers as (DataFrame with the given dtypes, the file's bytes as parsed), one
+    row per line after the header line. Field counts are checked on every line first; a value that is not a number
+    names its line. `replace` (e.g. '::') is turned into `sep` first, so pandas' fast C parser can read it."""
+    original = raw = read_bytes(path, source_hint)  # messages quote the original text of a line
+    if replace:
+        if sep.encode() in raw:
+            line_number = raw[: raw.index(sep.encode())].count(b"\n") + 1
+            bad_line(path, raw, line_number, f"a {sep!r} character (fields are separated by {replace!r})",
+                     source_hint)
+        raw = raw.replace(replace.encode(), sep.encode())
+    check_field_counts(path, original, raw, sep, len(names) - optional, len(names), names, source_hint,
+                       first_line=2 if header else 1)
+    options = dict(sep=sep, header=None, names=names, skiprows=1 if header else 0, quoting=csv.QUOTE_NONE,
+                   encoding="latin-1", index_col=False)
+    try:
+        return pd.read_csv(io.BytesIO(raw), dtype=dtypes, **options), original
+    except (ValueError, OverflowError):  # a field that is not a number of its column's type: find the line
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, **options)
+    for name, dtype in dtypes.items():
+        text = frame[name].fillna("")
+        values = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy()
+        integer = np.issubdtype(np.dtype(dtype), np.integer)
+        may_be_missing = name in names[len(names) - optional:]
+        wrong = (np.isnan(values) & ~(may_be_missing & (text == "").to_numpy())) | (
+            integer & ~np.isnan(values) & (values != np.round(values)))
+        if wrong.any():
+            line_number = int(np.argmax(wrong)) + (2 if header else 1)
+            bad_line(path, original, line_number, f"{name} is not {'an integer' if integer else 'a number'}",
+                     source_hint)
+    raise DataError(f"{path} could not be parsed. Fix: {source_hint}")
+
+
+def validate_ratings(path, raw, first_data_line, user_ids, item_ids, ratings, scale, names, source_hint):
+    """Ids must be integers of 1 or more, ratings on the data set's scale (whole or half stars)."""
+    low, high, step = scale
+    off_scale = (ratings < low) | (ratings > high) | (np.abs(ratings / step - np.round(ratings / step)) > 1e-6)
+    on_scale = f"{low:g}-{high:g}" + (f" in steps of {step:g}" if step != 1 else "")
+    for name, values, bad, allowed in [(names[0], user_ids, user_ids < 1, "1 or more"),
+                                       (names[1], item_ids, item_ids < 1, "1 or more"),
+                                       (names[2], ratings, off_scale, on_scale)]:
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = f"{values[row]:g}" if name == names[2] else str(values[row])
+            bad_line(path, raw, row + first_data_line, f"{name} {value} is not {allowed}", source_hint)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The formats, one reader each. Each returns (user ids, item ids, ratings, timestamps or None, {item id: title});
+# load_dataset indexes them densely.
+
+def read_movielens_ratings(path, sep, replace, header, optional, dataset):
+    hint = f"replace it with the file from {DATASETS[dataset]['url']}"
+    names = ["UserID", "MovieID", "Rating", "Timestamp"]
+    dtypes = {"UserID": np.int64, "MovieID": np.int64, "Rating": np.float32, "Timestamp": np.float64}
+    frame, raw = read_numeric_table(path, sep, names, dtypes, hint, optional=optional, header=header,
+                                    replace=replace)
+    users, items, ratings = (frame[name].to_numpy() for name in names[:3])
+    validate_ratings(path, raw, 2 if header else 1, users, items, ratings, DATASETS[dataset]["scale"], names, hint)
+    timestamps = frame["Timestamp"].to_numpy()
+    return users, items, ratings, None if np.isnan(timestamps).any() else timestamps.astype(np.int64)
+
+
+def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, id_field=0, title_field=1):
+    """{MovieID: title} from a movies file, or {} with a warning if it is missing (titles only label
+    recommendations). sep 'csv' reads quoted CSV (ML-20M, commas inside titles); `maxsplit` keeps commas in
+    Netflix's titles, which come last; `fields`, where given, is the exact number of fields of every line (the
+    official u.item has a line with 25 fields instead of 24, so it is not checked there)."""
+    path = Path(path)
+    hint = (f"replace it with the file from {DATASETS[dataset]['url']}" if DATASETS[dataset]["url"]
+            else "replace it with movie_titles.csv of the Netflix Prize data")
+    if not path.exists():
         print(f"Warning: {path} not found; recommendations will show movie ids instead of titles.")
         return {}
-    frame = read_dat(path, ["MovieID", "Title", "Genres"])
-    movie_ids = integer_column(frame, "MovieID", path)
-    return dict(zip((movie_ids - 1).tolist(), frame["Title"].tolist()))
+    raw = read_bytes(path, hint)
+    lines = raw.decode("latin-1").split("\n")[:-1]
+    if sep == "csv":
+        rows = list(csv.reader(lines))
+    else:
+        rows = [line.rstrip("\r").split(sep, maxsplit) for line in lines]
+    titles = {}
+    first = 1 if header else 0
+    for number, row in enumerate(rows[first:], start=first + 1):
+        if (fields and len(row) != fields) or len(row) <= title_field:
+            bad_line(path, raw, number, f"{len(row)} fields where {fields or title_field + 1} are expected", hint)
+        try:
+            titles[int(row[id_field])] = row[title_field].strip()
+        except ValueError:
+            bad_line(path, raw, number, "MovieID is not an integer", hint)
+    return titles
 
 
-def load_users(path):
-    """users.dat: 'UserID::Gender::Age::Occupation::Zip-code'. Only validated: the model uses ratings alone."""
-    if not Path(path).is_file():
+def read_ml100k(data_dir):
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "u.data", "\t", None, False, 0, "ml-100k")
+    return users, items, ratings, timestamps, read_titles(data_dir / "u.item", "ml-100k", "|")
+
+
+def read_ml1m(data_dir):
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "\t", "::", False, 1,
+                                                               "ml-1m")
+    check_ml1m_users(data_dir, users)
+    return users, items, ratings, timestamps, read_titles(data_dir / "movies.dat", "ml-1m", "::", fields=3)
+
+
+def read_ml10m(data_dir):
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "\t", "::", False, 0,
+                                                               "ml-10m")
+    return users, items, ratings, timestamps, read_titles(data_dir / "movies.dat", "ml-10m", "::", fields=3)
+
+
+def read_ml20m(data_dir):
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.csv", ",", None, True, 0,
+                                                               "ml-20m")
+    titles = read_titles(data_dir / "movies.csv", "ml-20m", "csv", header=True, fields=3)
+    return users, items, ratings, timestamps, titles
+
+
+def check_ml1m_users(data_dir, user_ids):
+    """users.dat is only validated (the model uses ratings alone): ids must be integers, and every rating's UserID
+    must be in it."""
+    path = data_dir / "users.dat"
+    if not path.exists():
         print(f"Warning: {path} not found; skipping the check of user ids against it.")
-        return None
-    frame = read_dat(path, ["UserID", "Gender", "Age", "Occupation", "Zip"])
-    user_ids = integer_column(frame, "UserID", path)
-    integer_column(frame, "Age", path)
-    integer_column(frame, "Occupation", path)
-    return user_ids - 1
+        return
+    hint = f"replace it with the file from {DATASETS['ml-1m']['url']}"
+    names = ["UserID", "Gender", "Age", "Occupation", "Zip"]
+    frame, _ = read_numeric_table(path, "\t", names, {"UserID": np.int64, "Age": np.int64, "Occupation": np.int64},
+                                  hint, replace="::")
+    unknown = np.setdiff1d(user_ids, frame["UserID"].to_numpy())
+    if unknown.size:
+        raise DataError(f"{data_dir / 'ratings.dat'} rates as UserID {unknown[0]}, which is not in {path}. "
+                        f"Fix: use matching files from {DATASETS['ml-1m']['url']}.")
 
 
-def load_movielens(data_dir):
-    """Parse and validate the three files. Returns a dict with 'users', 'items', 'ratings' (aligned arrays),
-    'n_users', 'n_items' (the largest ids: 6040 x 3952 for MovieLens-1M, as the seed's matrices) and 'titles'."""
+def netflix_files(data_dir):
+    """The rating files of the Netflix Prize data in either layout, in a fixed order."""
     data_dir = Path(data_dir)
-    users, items, ratings = load_ratings(data_dir / "ratings.dat")
-    known_users = load_users(data_dir / "users.dat")
-    if known_users is not None:
-        unknown = np.setdiff1d(users, known_users)
-        if unknown.size:
-            raise DataError(f"{data_dir / 'ratings.dat'} rates as UserID {unknown[0] + 1}, which is not in "
-                            f"{data_dir / 'users.dat'}. Fix: use matching files from {MOVIELENS_URL}.")
-    titles = load_movies(data_dir / "movies.dat")
-    return {"users": users, "items": items, "ratings": ratings, "titles": titles,
-            "n_users": int(users.max()) + 1, "n_items": int(items.max()) + 1}
+    combined = sorted(data_dir.glob("combined_data_*.txt"))
+    return combined or sorted((data_dir / "training_set").glob("mv_*.txt"))
 
 
-def split_ratings(data, seed=SPLIT_SEED):
-    """Split ratings 81/9/10 into train/validation/test, stratified by user, as the seed did.
+def read_netflix(data_dir, files_per_batch=500):
+    """Blocks of a 'MovieID:' line followed by 'CustomerID,Rating,YYYY-MM-DD' lines. The header lines are cut out
+    and the dates' dashes become commas, so pandas' C parser reads five integer columns; the movie of each line
+    comes from counting the lines of its block. Read a few files at a time to bound memory."""
+    hint = "replace it with the original file of the Netflix Prize data"
+    files = netflix_files(data_dir)
+    names = ["CustomerID", "Rating", "Year", "Month", "Day"]
+    dtypes = {"CustomerID": np.int32, "Rating": np.float32, "Year": np.int16, "Month": np.int8, "Day": np.int8}
+    users, items, ratings, days = [], [], [], []
+    started = time.perf_counter()
+    batches = [files[first:first + files_per_batch] for first in range(0, len(files), files_per_batch)]
+    for number, batch in enumerate(batches, start=1):
+        blocks, movies, counts = [], [], []
+        for path in batch:
+            raw = read_bytes(path, hint)
+            headers = [index for index in find_all(raw, b":")]
+            if not headers or not raw[: headers[0]].isdigit():
+                bad_line(path, raw, 1, "the file does not start with a 'MovieID:' line", hint)
+            for position, header in enumerate(headers):
+                line_start = raw.rfind(b"\n", 0, header) + 1
+                movie = raw[line_start:header]
+                if not movie.isdigit() or raw[header + 1:header + 3].strip(b"\r") not in (b"\n", b""):
+                    bad_line(path, raw, raw[:header].count(b"\n") + 1, "a ':' outside a 'MovieID:' line", hint)
+                block_start = raw.index(b"\n", header) + 1
+                block_end = raw.rfind(b"\n", 0, headers[position + 1]) + 1 if position + 1 < len(headers) \
+                    else len(raw)
+                block = raw[block_start:block_end]
+                check_field_counts(path, block, block, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint)
+                blocks.append(block)
+                movies.append(int(movie))
+                counts.append(block.count(b"\n"))
+        frame = pd.read_csv(io.BytesIO(b"".join(blocks).replace(b"-", b",")), sep=",", header=None, names=names,
+                            dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False)
+        items.append(np.repeat(np.array(movies, dtype=np.int32), counts))
+        users.append(frame["CustomerID"].to_numpy())
+        ratings.append(frame["Rating"].to_numpy())
+        days.append(pd.to_datetime(frame[["Year", "Month", "Day"]].rename(columns=str.lower)).to_numpy()
+                    .astype("datetime64[s]").astype(np.int64))
+        print(f"\rNetflix: read {sum(len(part) for part in ratings):,} ratings, file batch {number}/{len(batches)} "
+              f"({time.perf_counter() - started:.0f} s)", end="", flush=True)
+    print()
+    users, items, ratings = np.concatenate(users), np.concatenate(items), np.concatenate(ratings)
+    low, high, _ = DATASETS["netflix"]["scale"]
+    wrong = (ratings < low) | (ratings > high) | (ratings != np.round(ratings)) | (users < 1)
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        raise DataError(f"Netflix data in {data_dir}: CustomerID {users[row]}, MovieID {items[row]} has rating "
+                        f"{ratings[row]:g} (ratings are 1-5, ids 1 or more). Fix: {hint}.")
+    titles = read_titles(data_dir / "movie_titles.csv", "netflix", ",", maxsplit=2, title_field=2)
+    return users, items, ratings, np.concatenate(days), titles
 
-    Returns {'train': idx, 'val': idx, 'test': idx}: index arrays into the rating arrays, disjoint and covering all.
-    """
-    index = np.arange(len(data["ratings"]))
-    rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=data["users"], random_state=seed)
-    train, val = train_test_split(rest, test_size=VAL_FRACTION, stratify=data["users"][rest], random_state=seed)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
+def find_all(raw, byte):
+    """Positions of every occurrence of one byte."""
+    return np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == byte[0]).tolist()
+
+
+READERS = {"ml-100k": read_ml100k, "ml-1m": read_ml1m, "ml-10m": read_ml10m, "ml-20m": read_ml20m,
+           "netflix": read_netflix}
+
+
+def load_dataset(dataset, data_dir):
+    """Parse and validate a data set. Returns a dict with the aligned arrays 'users', 'items' (dense indices),
+    'ratings' and 'timestamps' (seconds, or None), the original ids 'user_ids' and 'item_ids', 'n_users',
+    'n_items', 'titles' ({item index: title}), 'scale', and its provenance: 'dataset', 'data_dir' and 'files'
+    ({file name: sha256})."""
+    data_dir = Path(data_dir).resolve()
+    started = time.perf_counter()
+    user_ids, item_ids, ratings, timestamps, titles = READERS[dataset](data_dir)
+    user_ids_sorted, users = np.unique(user_ids, return_inverse=True)
+    item_ids_sorted, items = np.unique(item_ids, return_inverse=True)
+    users, items = users.astype(np.int32), items.astype(np.int32)
+    pairs = users.astype(np.int64) * len(item_ids_sorted) + items
+    order = np.argsort(pairs, kind="stable")
+    repeated = np.flatnonzero(pairs[order][1:] == pairs[order][:-1])
+    if repeated.size:
+        first, second = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
+        if dataset == "netflix":
+            raise DataError(f"Netflix data in {data_dir}: CustomerID {user_ids[first]} rated MovieID "
+                            f"{item_ids[first]} twice. Fix: delete one of the two ratings, or use the original files.")
+        offset = 2 if dataset == "ml-20m" else 1  # the line of rating 0 (after ML-20M's header)
+        path = data_dir / DATASETS[dataset]["ratings_file"]
+        raw = read_bytes(path, "")
+        bad_line(path, raw, second + offset, f"(UserID, MovieID) already rated on line {first + offset}",
+                 f"replace it with the file from {DATASETS[dataset]['url']}")
+    del order, pairs
+    ratings_file = DATASETS[dataset]["ratings_file"]
+    files = [data_dir / ratings_file] if ratings_file else netflix_files(data_dir)
+    position = {int(movie): index for index, movie in enumerate(item_ids_sorted)}
+    data = {"users": users, "items": items, "ratings": ratings.astype(np.float32), "timestamps": timestamps,
+            "user_ids": user_ids_sorted, "item_ids": item_ids_sorted,
+            "n_users": len(user_ids_sorted), "n_items": len(item_ids_sorted),
+            "titles": {position[movie]: title for movie, title in titles.items() if movie in position},
+            "scale": DATASETS[dataset]["scale"], "dataset": dataset, "data_dir": str(data_dir),
+            "files": {str(path.relative_to(data_dir)): file_fingerprint(path) for path in files}}
+    print(f"Data: {len(ratings):,} ratings of {data['n_users']:,} users and {data['n_items']:,} items from "
+          f"{data_dir} ({time.perf_counter() - started:.1f} s)")
+    return data
+
+
+def file_fingerprint(path, full_hash_limit=1 << 30):
+    """sha256 of a data file (of its size and first and last 64 MiB above 1 GiB, to keep large files quick)."""
+    size = Path(path).stat().st_size
+    if size <= full_hash_limit:
+        return hash_of(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 26))
+        handle.seek(-(1 << 26), os.SEEK_END)
+        digest.update(handle.read())
+    return "size+ends:" + digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Splits. Each returns {'train', 'val', 'test'}: sorted index arrays into the rating arrays, disjoint.
+
+def split_ratings(data, split="seed", seed=SPLIT_SEED, time_window="full"):
+    if split == "seed":
+        parts = seed_split(data, seed)
+    elif split == "random":
+        parts = random_split(data, seed)
+    elif split == "time":
+        parts = time_split(data, seed, time_window)
+    else:
+        parts = official_split(data, split, seed)
+    check_split_sizes(data, parts, split)
+    return parts
+
+
+def seed_split(data, seed):
+    """The seed's split: 10% of the ratings for test, stratified by user, then 10% of the rest for validation,
+    stratified by user (scikit-learn's train_test_split): 81/9/10. Users with fewer than
+    SEED_SPLIT_MIN_USER_RATINGS ratings cannot be stratified: their ratings all stay in training."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(data["users"], minlength=data["n_users"])
+    stratifiable = counts[data["users"]] >= SEED_SPLIT_MIN_USER_RATINGS
+    index = np.flatnonzero(stratifiable)
+    kept_in_train = np.flatnonzero(~stratifiable)
+    if kept_in_train.size:
+        print(f"Note: {int((counts < SEED_SPLIT_MIN_USER_RATINGS).sum()):,} users have fewer than "
+              f"{SEED_SPLIT_MIN_USER_RATINGS} ratings; their {kept_in_train.size:,} ratings stay in training.")
+    try:
+        rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=data["users"][index],
+                                      random_state=seed)
+        train, val = train_test_split(rest, test_size=VAL_FRACTION, stratify=data["users"][rest],
+                                      random_state=seed)
+    except ValueError as error:
+        raise DataError(f"the seed split cannot be made from {len(index):,} ratings ({error}). Fix: use more data, "
+                        f"or --split random.") from None
+    return {"train": np.sort(np.concatenate([train, kept_in_train])), "val": np.sort(val), "test": np.sort(test)}
+
+
+def random_split(data, seed, candidates=None, test=None):
+    """The literature's protocol: TEST_FRACTION of the ratings drawn uniformly for test (unless `test` is given),
+    then RANDOM_VAL_FRACTION of the rest for validation (what early stopping watches); the others train."""
+    rng = np.random.default_rng(seed)
+    candidates = np.arange(len(data["ratings"])) if candidates is None else candidates
+    if test is None:
+        shuffled = rng.permutation(candidates)
+        n_test = int(round(TEST_FRACTION * len(shuffled)))
+        test, candidates = shuffled[:n_test], shuffled[n_test:]
+    shuffled = rng.permutation(candidates)
+    n_val = int(round(RANDOM_VAL_FRACTION * len(shuffled)))
+    return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": np.sort(test)}
+
+
+def official_split(data, split, seed):
+    """ML-100K's official splits: u1-u5 (5-fold) and ua/ub (10 ratings per user for test) as GroupLens ships them;
+    validation ratings are RANDOM_VAL_FRACTION of the .base file's, drawn with the split seed."""
+    if data["dataset"] != "ml-100k":
+        raise DataError(f"--split {split} is one of ML-100K's official splits, but the data set is "
+                        f"{data['dataset']}. Fix: add --dataset ml-100k, or use --split seed, random or time.")
+    data_dir = Path(data["data_dir"])
+    hint = f"replace it with the file from {DATASETS['ml-100k']['url']}"
+    pair_of_rating = data["users"].astype(np.int64) * data["n_items"] + data["items"]
+    order = np.argsort(pair_of_rating)
+    parts = {}
+    for part, suffix in (("base", "base"), ("test", "test")):
+        path = data_dir / f"{split}.{suffix}"
+        if not path.exists():
+            raise DataError(f"{path} not found: --split {split} needs ML-100K's official split files. "
+                            f"Fix: {hint}.")
+        users, items, _, _ = read_movielens_ratings(path, "\t", None, False, 0, "ml-100k")
+        user_index = np.searchsorted(data["user_ids"], users)
+        item_index = np.searchsorted(data["item_ids"], items)
+        known = (user_index < data["n_users"]) & (item_index < data["n_items"])
+        known[known] &= (data["user_ids"][user_index[known]] == users[known]) & (
+            data["item_ids"][item_index[known]] == items[known])
+        pairs = user_index.astype(np.int64) * data["n_items"] + item_index
+        position = np.searchsorted(pair_of_rating, pairs, sorter=order)
+        found = known & (position < len(order))
+        found[found] &= pair_of_rating[order[position[found]]] == pairs[found]
+        if not found.all():
+            line_number = int(np.argmax(~found)) + 1
+            raise DataError(f"{path}, line {line_number}: a rating that is not in u.data. Fix: {hint}.")
+        parts[part] = order[position]
+    return random_split(data, seed, candidates=parts["base"], test=parts["test"])
+
+
+def time_split(data, seed, time_window):
+    """The paper's protocol: train on a time window, test on the window after it. Netflix: the paper's windows
+    (TIME_WINDOWS); MovieLens: the last TIME_TEST_FRACTION of the time range is the test window, all before it
+    trains. Test-window ratings of users or items unseen in training are dropped; the rest are split half and half
+    into validation and test with the split seed."""
+    timestamps = data["timestamps"]
+    if timestamps is None:
+        raise DataError(f"--split time needs timestamps, but the ratings in {data['data_dir']} have none. Fix: use "
+                        f"a ratings file with timestamps, or --split seed or random.")
+    if data["dataset"] == "netflix":
+        bounds = [np.datetime64(day, "s").astype(np.int64) for day in TIME_WINDOWS[time_window]]
+        train_from, train_to, test_from, test_to = bounds[0], bounds[1] + 86399, bounds[2], bounds[3] + 86399
+    else:
+        first, last = int(timestamps.min()), int(timestamps.max())
+        test_from = last - TIME_TEST_FRACTION * (last - first)
+        train_from, train_to, test_to = first, test_from - 1e-9, last
+    train = np.flatnonzero((timestamps >= train_from) & (timestamps <= train_to))
+    in_test_window = np.flatnonzero((timestamps >= test_from) & (timestamps <= test_to))
+    seen_users = np.zeros(data["n_users"], dtype=bool)
+    seen_users[data["users"][train]] = True
+    seen_items = np.zeros(data["n_items"], dtype=bool)
+    seen_items[data["items"][train]] = True
+    kept = in_test_window[seen_users[data["users"][in_test_window]] & seen_items[data["items"][in_test_window]]]
+    shuffled = np.random.default_rng(seed).permutation(kept)
+    half = len(shuffled) // 2
+    return {"train": train, "val": np.sort(shuffled[:half]), "test": np.sort(shuffled[half:])}
+
+
+def check_split_sizes(data, parts, split):
+    """Refuse splits too small to measure anything, before any training."""
+    for part, minimum in MIN_RATINGS.items():
+        if len(parts[part]) < minimum:
+            raise DataError(f"--split {split} leaves {len(parts[part])} {part} ratings of {len(data['ratings']):,} "
+                            f"(at least {minimum} are needed for a meaningful run). Fix: use a larger data set"
+                            + (", or a wider --time-window." if split == "time" else "."))
+    for name, count in (("users", data["n_users"]), ("items", data["n_items"])):
+        if count < 2:
+            raise DataError(f"the data has {count} {name}: at least 2 are needed. Fix: use a larger data set.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Matrices.
 
 def triples(data, part, orientation="user"):
     """(rows, cols, ratings) of one part of the split; rows are users or items depending on `orientation`."""
@@ -225,14 +636,14 @@ def matrix_shape(data, orientation="user"):
 
 
 def rating_matrix(rows, cols, ratings, shape):
-    """Dense float32 matrix with the ratings at (row, col) and 0 for unknown."""
+    """Dense float32 matrix with the ratings at (row, col) and 0 for unknown (the dense training path only)."""
     matrix = np.zeros(shape, dtype=np.float32)
     matrix[rows, cols] = ratings
     return matrix
 
 
 def sparse_rating_matrix(rows, cols, ratings, shape):
-    """The same matrix in CSR form: 4.5% dense, so about 20 times smaller."""
+    """The same matrix in CSR form: ML-1M is 4.5% dense, so about 20 times smaller."""
     return scipy.sparse.csr_matrix((ratings.astype(np.float32), (rows, cols)), shape=shape)
 
 

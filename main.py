@@ -1,7 +1,8 @@
-"""Train the deep autoencoder of Kuchaiev & Ginsburg (2017) on MovieLens-1M and report its test RMSE.
+"""Train the deep autoencoder of Kuchaiev & Ginsburg (2017) on a rating data set and report its test RMSE.
 
-    python3 main.py                      # the seed's reference run
+    python3 main.py                      # the seed's reference run on MovieLens-1M
     python3 main.py --epochs 3 --layers 512,256,512
+    python3 main.py --preset deeprec --dataset ml-100k --split u1 --repeats 5
     python3 main.py --help               # every hyperparameter below has a flag
 
 Hyperparameters are the constants right below; edit them here or override them with flags.
@@ -9,9 +10,11 @@ Hyperparameters are the constants right below; edit them here or override them w
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
@@ -20,6 +23,7 @@ import numpy as np
 import scipy.sparse
 
 import data_processor
+import metrics
 import utils
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -46,18 +50,23 @@ INPUT_DROPOUT = 0.0  # dropout on the input ratings (input noise)
 REFEED_STEPS = 0  # dense re-feeding: extra steps per batch on the network's own dense output
 LR_SCHEDULE = "none"  # 'none', 'step' (halve at LR_STEP_EPOCHS, as NVIDIA's reference) or 'plateau' (halve on a stall)
 LR_STEP_EPOCHS = [24, 36, 48, 66, 72]
-SPLIT_SEED = data_processor.SPLIT_SEED  # the 81/9/10 split
 SEED = 42  # weights, dropout and batch order
+# Data and protocol.
+DATASET = "ml-1m"  # 'ml-100k', 'ml-1m', 'ml-10m', 'ml-20m' or 'netflix'
+DATA_DIR = None  # the data set's folder; None: $MOVIELENS_DIR for ml-1m, else data/<data set>, downloaded there
+SPLIT = "seed"  # 'seed' (the seed's stratified 81/9/10), 'random' (90/10, 5% of the 90 validates), 'u1'-'u5', 'ua',
+# 'ub' (ML-100K's official files) or 'time' (train on a time window, test on the next: the paper's protocol)
+TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the paper's windows)
+SPLIT_SEED = data_processor.SPLIT_SEED  # random draws of the split
+REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; u1, u2, ...): mean and std
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
 VALIDATION_BATCH_SIZE = 4096  # rows per validation batch; validation only reads, so larger batches only add speed
-# (and make the epoch's validation loss the exact mean over rows: one batch in item orientation)
 PRECISION = "auto"  # 'float32', 'bfloat16' (bfloat16 compute, float32 weights) or 'auto': bfloat16 where the hardware
 # multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere
 # Files and logging.
-MOVIELENS_DIR = data_processor.MOVIELENS_DIR  # overridden by $MOVIELENS_DIR, then by --data-dir
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "results" / "latest"  # results/reference holds the README's runs
 COMET_PROJECT = "deep-autoencoders-cf"
 
 # Presets: named sets of the values above, chosen with --preset NAME; flags after it still override single values.
@@ -69,8 +78,8 @@ PRESETS = {
         loss="masked_mse", optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=1e-4, l2_decode=1e-4,
         epochs=200, patience=5),
     "deeprec": dict(  # the best of the paper's techniques on MovieLens-1M, searched on the validation ratings
-        # (README, "How the deeprec preset was chosen"): item rows, the paper's masked MSE, a learning rate halved
-        # on plateaus; depth, SELU, dropout, re-feeding and tied weights did not help here
+        # (docs/preset-search.md): item rows, the paper's masked MSE, a learning rate halved on plateaus; depth,
+        # SELU, dropout, re-feeding and tied weights did not help here
         orientation="item", layers=[1000], activation="sigmoid", last_activation="linear", dropout=0.0,
         loss="masked_mse", optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=1e-4, l2_decode=1e-4,
         lr_schedule="plateau", epochs=200, patience=8),
@@ -87,7 +96,17 @@ CHOICES = {
     "lr_schedule": ["none", "step", "plateau"],
     "training_path": ["auto", "sparse", "dense"],
     "precision": ["auto", "float32", "bfloat16"],
+    "dataset": list(data_processor.DATASETS),
+    "split": data_processor.SPLITS,
+    "time_window": list(data_processor.TIME_WINDOWS),
 }
+# What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
+RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "optimizer", "layers", "activation",
+               "last_activation", "dropout", "l2_encode", "l2_decode", "constrained", "input_dropout",
+               "refeed_steps", "loss"]
+# The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
+RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
+             "predictions.tsv", "summary.json", "checkpoint.json", "checkpoint.weights.h5"]
 
 
 class ConfigError(Exception):
@@ -101,7 +120,7 @@ def parse_config(argv=None, preset=None):
     add = parser.add_argument
     add("--preset", choices=list(PRESETS), default="seed", help="a named set of hyperparameters (PRESETS)")
     add("--compare", action="store_true",
-        help="train every preset and the baselines on the same split; write comparison.csv/.png/.md")
+        help="train every preset and the baselines on the same split(s); write comparison.csv/.png/.md")
     add("--layers", type=parse_layers, default=LAYERS, help=f"hidden sizes, comma-separated (default {LAYERS})")
     add("--activation", choices=CHOICES["activation"], default=ACTIVATION)
     add("--last-activation", choices=CHOICES["last_activation"], default=LAST_ACTIVATION)
@@ -116,18 +135,23 @@ def parse_config(argv=None, preset=None):
     add("--epochs", type=int, default=EPOCHS, help="maximum number of epochs")
     add("--patience", type=int, default=EARLY_STOPPING_PATIENCE, help="early-stopping patience in epochs")
     add("--min-delta", type=float, default=EARLY_STOPPING_MIN_DELTA, help="early-stopping minimum improvement")
+    add("--input-fill", default=INPUT_FILL, help="'zero', 'mean' or a number: what unknown input ratings become")
     add("--orientation", choices=CHOICES["orientation"], default=ORIENTATION, help="rows are users or items")
     add("--constrained", action=argparse.BooleanOptionalAction, default=CONSTRAINED, help="tied decoder weights")
     add("--input-dropout", type=float, default=INPUT_DROPOUT, help="dropout on the input ratings, in [0, 1)")
     add("--refeed-steps", type=int, default=REFEED_STEPS, help="dense re-feeding steps per batch (0 = off)")
     add("--lr-schedule", choices=CHOICES["lr_schedule"], default=LR_SCHEDULE)
-    add("--input-fill", default=INPUT_FILL, help="'zero', 'mean' or a number: what unknown input ratings become")
+    add("--seed", type=int, default=SEED, help="weights, dropout and batch order")
+    add("--dataset", choices=CHOICES["dataset"], default=DATASET)
+    add("--data-dir", default=DATA_DIR,
+        help="the data set's folder (default: $MOVIELENS_DIR for ml-1m, else data/<data set>)")
+    add("--split", choices=CHOICES["split"], default=SPLIT, help="the evaluation protocol")
+    add("--time-window", choices=CHOICES["time_window"], default=TIME_WINDOW, help="Netflix --split time window")
     add("--split-seed", type=int, default=SPLIT_SEED)
-    add("--seed", type=int, default=SEED)
+    add("--repeats", type=int, default=REPEATS, help="runs on successive splits; summary.json has mean and std")
     add("--training-path", choices=CHOICES["training_path"], default=TRAINING_PATH)
     add("--validation-batch-size", type=int, default=VALIDATION_BATCH_SIZE)
     add("--precision", choices=CHOICES["precision"], default=PRECISION)
-    add("--data-dir", default=None, help="folder with ratings.dat (default: $MOVIELENS_DIR, else MOVIELENS_DIR)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
     preset = preset or parser.parse_known_args(argv)[0].preset
@@ -135,6 +159,10 @@ def parse_config(argv=None, preset=None):
     config = {**vars(parser.parse_args(argv)), "preset": preset}
     config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     validate_config(config)
+    fill = str(config["input_fill"])
+    config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
+    if config["training_path"] == "auto":
+        config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
     return config
 
 
@@ -158,7 +186,7 @@ def validate_config(config):
     require(0 <= config["dropout"] < 1, "--dropout", "a fraction in [0, 1)")
     for key, accepted in CHOICES.items():
         require(config[key] in accepted, f"--{key.replace('_', '-')}", "one of " + ", ".join(accepted))
-    require(config["learning_rate"] > 0, "--learning-rate", "a positive number, e.g. 0.001")
+    require(0 < config["learning_rate"] < float("inf"), "--learning-rate", "a positive number, e.g. 0.001")
     require(0 <= config["momentum"] < 1, "--momentum", "a number in [0, 1)")
     require(0 <= config["input_dropout"] < 1, "--input-dropout", "a fraction in [0, 1)")
     require(config["refeed_steps"] >= 0, "--refeed-steps", "an integer >= 0")
@@ -171,14 +199,85 @@ def validate_config(config):
     require(config["min_delta"] >= 0, "--min-delta", "a number >= 0, e.g. 0.0001")
     require(config["l2_encode"] >= 0, "--l2-encode", "a number >= 0, e.g. 0.001")
     require(config["l2_decode"] >= 0, "--l2-decode", "a number >= 0, e.g. 0.001")
+    require(config["repeats"] >= 1, "--repeats", "a positive integer, e.g. 5")
     fill = str(config["input_fill"])
     require(fill in ("zero", "mean") or fill.replace(".", "", 1).isdigit(), "--input-fill",
             "'zero', 'mean' or a number such as 3")
-    config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
-    if config["training_path"] == "auto":
-        config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
-    require(config["training_path"] == "dense" or config["input_fill"] == "zero", "--training-path",
-            "'dense' when --input-fill is not 'zero' (a filled input matrix is dense)")
+    require(config["training_path"] != "sparse" or fill == "zero", "--training-path",
+            "'dense' or 'auto' when --input-fill is not 'zero' (a filled input matrix is dense)")
+    official = config["split"][0] == "u"
+    require(not official or config["dataset"] == "ml-100k", "--split",
+            "u1-u5, ua and ub are ML-100K's official splits: add --dataset ml-100k, or use seed, random or time")
+    require(not official or config["split"] in ("ua", "ub") and config["repeats"] == 1
+            or config["split"][1:].isdigit() and int(config["split"][1:]) + config["repeats"] - 1 <= 5,
+            "--split", "with --repeats N, u<k> runs u<k> ... u<k+N-1>, which must stay within u1-u5 "
+                       "(ua and ub take --repeats 1)")
+
+
+def split_of_repeat(config, index):
+    """The split of the index-th repeat: split seed SPLIT_SEED + index, or ML-100K's u<k + index>."""
+    if config["split"][0] == "u" and config["split"][1:].isdigit():
+        return {"split": f"u{int(config['split'][1:]) + index}", "split_seed": config["split_seed"]}
+    return {"split": config["split"], "split_seed": config["split_seed"] + index}
+
+
+def main(argv=None):
+    try:
+        config = parse_config(argv)
+        if config["compare"]:
+            return compare(config)
+        if config["repeats"] > 1:
+            return run_repeats(config)
+        return run(config)[0]
+    except (ConfigError, data_processor.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One run: data -> model -> training -> evaluation -> results.
+
+def run(config, data=None):
+    """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
+    metrics); metrics is None when nothing was evaluated."""
+    results_dir = prepare_results_dir(config["results_dir"])
+    prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
+                                           config["split_seed"], config["orientation"], config["time_window"], data)
+    split = prepared["split"]
+    print(f"Split {config['split']} (seed {config['split_seed']}): train/val/test {len(split['train']):,}/"
+          f"{len(split['val']):,}/{len(split['test']):,} ratings")
+    record = run_record(config, prepared["data"], results_dir)
+    precision = resolve_precision(config["precision"])
+    model = build_model(config, prepared, precision)
+    train_inputs, train_data, val_data = training_batches(config, prepared)
+    outcome = train(config, model, train_data, val_data, results_dir, record)
+    if outcome is None:
+        return 130, None
+    history, train_seconds, diverged, initial_epoch = outcome
+    if diverged and not history:
+        return 1, None
+
+    result = {"diverged": diverged, **evaluate(model, train_inputs, prepared, config["orientation"])}
+    result.update({
+        "epochs": len(history), "train_seconds": round(train_seconds, 2),
+        "seconds_per_epoch": round(train_seconds / max(len(history) - initial_epoch, 1), 4),
+        "peak_memory_mb": round(utils.peak_memory_mb(), 1),
+        "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
+        "precision": precision, "config": record,
+    })
+    save_results(results_dir, model, result, history, prepared["data"], config["loss"])
+    print(f"\nTest masked RMSE (seed metric, per-user): {result['test_masked_rmse']:.4f}")
+    print(f"Test RMSE (global, literature metric):     {result['test_rmse']:.4f}")
+    if result["test_ndcg_at_10"] is not None:
+        print(f"Test NDCG@10 / Recall@10:                  {result['test_ndcg_at_10']:.4f} / "
+              f"{result['test_recall_at_10']:.4f}")
+    print(f"Epochs: {len(history)}, training time: {train_seconds:.1f} s ({result['seconds_per_epoch']:.3f} s/epoch)")
+    print(f"Results in {results_dir}: metrics.json, history.csv, loss.png, rmse.png, model.keras, config.json")
+    import recommend
+
+    user_id = prepared["data"]["user_ids"][0]
+    recommend.print_top_n(recommend.top_n(model, prepared, config["orientation"], user_index=0), user_id)
+    return (1 if diverged else 0), result
 
 
 def prepare_results_dir(results_dir):
@@ -197,160 +296,69 @@ def prepare_results_dir(results_dir):
     return results_dir
 
 
-def main(argv=None):
+def run_record(config, data, results_dir):
+    """The configuration saved with the results (config.json, metrics.json, the checkpoint): every flag, and
+    where the data came from (folder and file checksums), the program's version and the date."""
+    record = {key: value for key, value in config.items() if key not in ("argv", "compare", "resume")}
+    record.update(results_dir=display_path(results_dir), data_dir=data["data_dir"], data_files=data["files"],
+                  program_version=utils.program_version(),
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return record
+
+
+def resolve_precision(precision):
+    """'auto' becomes bfloat16 where the hardware multiplies it natively, float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bfloat16() else "float32"
+
+
+def native_bfloat16():
+    """Whether this machine multiplies bfloat16 natively, so that mixed precision is faster, not slower."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
     try:
-        config = parse_config(argv)
-        return compare(config) if config["compare"] else run(config)[0]
-    except (ConfigError, data_processor.DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        cpu_flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags
 
 
-def run(config):
-    """Train and evaluate one configuration. Returns (exit status, metrics)."""
-    results_dir = prepare_results_dir(config["results_dir"])
-
-    # -------- data: file -> validated ratings -> 81/9/10 split -> sparse user x item (or item x user) matrices
-    started = time.perf_counter()
-    data_dir = data_processor.ensure_movielens(data_processor.resolve_data_dir(config["data_dir"]))
-    data = data_processor.load_movielens(data_dir)
-    split = data_processor.split_ratings(data, seed=config["split_seed"])
-    orientation = config["orientation"]
-    shape = data_processor.matrix_shape(data, orientation)
-    matrices = {part: data_processor.sparse_rating_matrix(*data_processor.triples(data, split[part], orientation),
-                                                          shape)
-                for part in ("train", "val")}
-    print(f"Data: {len(data['ratings']):,} ratings from {data_dir}; train/val/test "
-          f"{len(split['train']):,}/{len(split['val']):,}/{len(split['test']):,} "
-          f"({time.perf_counter() - started:.2f} s)")
-
-    # -------- model
+def build_model(config, prepared, precision):
+    """The autoencoder for this data (row length, rating scale) and its optimizer, compiled and built."""
     import keras
-    from model import DeepAutoEncoder
 
-    if config["precision"] == "auto":
-        config["precision"] = "bfloat16" if native_bfloat16() else "float32"
+    import model as model_module
+
     keras.utils.set_random_seed(config["seed"])
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config["precision"] == "bfloat16" else "float32")
-    model = DeepAutoEncoder(
-        shape[1], layers=config["layers"], dropout=config["dropout"], activation=config["activation"],
-        last_activation=config["last_activation"], l2_encode=config["l2_encode"], l2_decode=config["l2_decode"],
-        constrained=config["constrained"], input_dropout=config["input_dropout"],
-        refeed_steps=config["refeed_steps"], loss_name=config["loss"])
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    low, high, _ = prepared["data"]["scale"]
+    network = model_module.DeepAutoEncoder(prepared["shape"][1], (low, high),
+                                           **{key: config[key] for key in model_module.HYPERPARAMETERS})
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
     else:
         optimizer = keras.optimizers.Adam(config["learning_rate"])
-    model.compile(optimizer=optimizer, jit_compile=False)  # XLA measured slower than oneDNN's kernels on CPU
-    model.build()
+    network.compile(optimizer=optimizer, jit_compile=False)  # XLA measured slower than oneDNN's kernels on CPU
+    network.build()
+    return network
 
-    # The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
-    # training, the validation ratings when validating and the test ratings when testing.
-    # The fast path keeps all three sparse; the dense path (the plain reference) feeds dense arrays.
-    train_inputs, train_targets, val_targets = matrices["train"], matrices["train"], matrices["val"]
+
+def training_batches(config, prepared):
+    """The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
+    training, the validation ratings when validating (and the test ratings when testing). The fast path keeps all
+    of them sparse; the dense path (the plain reference) feeds dense arrays. Returns (the input matrix, the
+    training batches, the validation batches)."""
+    train_inputs, train_targets, val_targets = prepared["train"], prepared["train"], prepared["val"]
     if config["training_path"] == "dense":
         train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
         train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
     train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
     val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
-
-    # -------- training
-    checkpoint = utils.Checkpoint(results_dir)
-    history, initial_epoch = checkpoint.history, 0
-    if config["resume"]:
-        if not checkpoint.exists():
-            raise ConfigError(f"--resume: no checkpoint in {results_dir}. Fix: run without --resume, or point "
-                              f"--results-dir at the folder of the interrupted run.")
-        optimizer.build(model.trainable_variables)
-        checkpoint.load(model)
-        initial_epoch = len(history)
-        print(f"Resuming from the checkpoint of epoch {initial_epoch} in {results_dir}")
-
-    comet = utils.CometLogger(COMET_PROJECT, results_dir)
-    comet.log_parameters({key: str(value) for key, value in config.items()})
-    summary_lines = []
-    model.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
-    comet.log_model_summary("\n".join(summary_lines))
-
-    early_stopping = utils.ResumableEarlyStopping(history, monitor="val_loss", min_delta=config["min_delta"],
-                                                  patience=config["patience"])
-    epoch_logger = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: comet.log_metrics(logs, epoch=epoch + 1))
-    callbacks = [keras.callbacks.TerminateOnNaN(), early_stopping, checkpoint, epoch_logger]
-    if config["lr_schedule"] == "step":
-        callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch: config["learning_rate"] * 0.5 ** sum(epoch >= step for step in LR_STEP_EPOCHS)))
-    elif config["lr_schedule"] == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
-
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    print(f"Training on the {config['training_path']} path ({config['precision']}), "
-          f"up to {config['epochs']} epochs from epoch {initial_epoch + 1}")
-    started = time.perf_counter()
-    try:
-        model.fit(train_data, epochs=config["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
-                  callbacks=callbacks, verbose=2, shuffle=False)  # row_batches shuffles
-    except KeyboardInterrupt:
-        print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
-              f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "
-              f"(and the same other flags).", file=sys.stderr)
-        comet.end()
-        return 130, None
-    train_seconds = time.perf_counter() - started
-    config_record = {key: value for key, value in config.items() if key != "argv"}
-    config_record["results_dir"] = display_path(results_dir)
-    diverged = checkpoint.diverged
-    if diverged:
-        print(f"error: the loss became NaN or infinite at epoch {len(history) + 1}: training diverged, most likely "
-              f"because the learning rate is too high (--learning-rate {config['learning_rate']}); try a smaller "
-              f"one. The last good checkpoint (epoch {len(history)}) is kept in {results_dir} and evaluated.",
-              file=sys.stderr)
-        if not checkpoint.exists():  # diverged in the first epoch: nothing to evaluate
-            utils.save_json(results_dir / "metrics.json", {"diverged": True, "epochs": 0, "config": config_record})
-            comet.end()
-            return 1, None
-        checkpoint.load(model)
-
-    # -------- evaluation on (user, item, rating) triples, the same whichever way the rows go
-    metrics = {"diverged": diverged}
-    for part in ("val", "test"):
-        rows, cols, ratings = data_processor.triples(data, split[part], orientation)
-        predictions = utils.predict_at(model, train_inputs, rows, cols)
-        users = data["users"][split[part]]
-        metrics[f"{part}_masked_rmse"] = utils.per_user_masked_rmse(users, ratings, predictions)
-        metrics[f"{part}_rmse"] = utils.global_rmse(ratings, predictions)
-    epochs_run = len(history)
-    metrics.update({
-        "epochs": epochs_run, "train_seconds": round(train_seconds, 2),
-        "seconds_per_epoch": round(train_seconds / max(epochs_run - initial_epoch, 1), 4),
-        "peak_memory_mb": round(utils.peak_memory_mb(), 1),
-        "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
-        "precision": config["precision"], "config": config_record,
-    })
-
-    # -------- results
-    model_path = results_dir / "model.keras"
-    utils.write_atomic(model_path, lambda path: model.save(path))
-    utils.save_json(results_dir / "config.json", metrics["config"])
-    if history:
-        utils.save_history_csv(results_dir / "history.csv", history)
-        utils.plot_curves(results_dir / "loss.png", history, "loss", f"Loss ({config['loss']} + L2 penalty)", "loss")
-        utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
-                          "Masked RMSE (predictions clipped to [1, 5])", "masked RMSE")
-        for figure in ("loss.png", "rmse.png"):
-            comet.log_figure(results_dir / figure)
-    utils.save_json(results_dir / "metrics.json", metrics)
-    comet.log_metrics({key: value for key, value in metrics.items() if isinstance(value, (int, float))})
-    comet.end()
-    if not diverged:
-        checkpoint.remove()
-
-    print(f"\nTest masked RMSE (seed metric, per-user): {metrics['test_masked_rmse']:.4f}")
-    print(f"Test RMSE (global, literature metric):     {metrics['test_rmse']:.4f}")
-    print(f"Epochs: {epochs_run}, training time: {train_seconds:.1f} s ({metrics['seconds_per_epoch']:.3f} s/epoch)")
-    print(f"Results in {results_dir}: metrics.json, history.csv, loss.png, rmse.png, model.keras, config.json")
-    print_recommendations(model, train_inputs, data, orientation, user=0)
-    return (1 if diverged else 0), metrics
+    return train_inputs, train_data, val_data
 
 
 def row_batches(inputs, targets, batch_size, shuffle_seed=None):
@@ -371,6 +379,136 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def train(config, model, train_data, val_data, results_dir, record):
+    """Fit with checkpoints, early stopping, the learning-rate schedule and CometML; resume if asked. Returns
+    (history, seconds, diverged, first epoch of this session), or None when interrupted (the checkpoint stays)."""
+    import keras
+
+    import training
+
+    checkpoint = training.Checkpoint(results_dir, {key: record[key] for key in RESUME_KEYS + ["data_files"]})
+    initial_epoch = 0
+    if config["resume"]:
+        resume_from(checkpoint, model, results_dir)
+        initial_epoch = len(checkpoint.history)
+        print(f"Resuming from the checkpoint of epoch {initial_epoch} in {results_dir}")
+    else:
+        clear_previous_run(results_dir)
+    history = checkpoint.history
+
+    comet = training.CometLogger(COMET_PROJECT, results_dir)
+    comet.log_parameters({key: str(value) for key, value in record.items()})
+    summary_lines = []
+    model.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
+    comet.log_model_summary("\n".join(summary_lines))
+    early_stopping = training.ResumableEarlyStopping(history, monitor="val_loss", min_delta=config["min_delta"],
+                                                     patience=config["patience"])
+    epoch_logger = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: comet.log_metrics(logs, epoch=epoch + 1))
+    callbacks = [keras.callbacks.TerminateOnNaN(), early_stopping, checkpoint, epoch_logger]
+    if config["lr_schedule"] == "step":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: config["learning_rate"] * 0.5 ** sum(epoch >= step for step in LR_STEP_EPOCHS)))
+    elif config["lr_schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
+
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    print(f"Training on the {config['training_path']} path ({model.compute_dtype}), up to {config['epochs']} "
+          f"epochs from epoch {initial_epoch + 1}")
+    started = time.perf_counter()
+    try:
+        model.fit(train_data, epochs=config["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
+                  callbacks=callbacks, verbose=2, shuffle=False)  # row_batches shuffles
+    except KeyboardInterrupt:
+        print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
+              f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "
+              f"(and the same other flags).", file=sys.stderr)
+        comet.end()
+        return None
+    train_seconds = time.perf_counter() - started
+    if checkpoint.diverged:
+        report_divergence(config, checkpoint, model, results_dir, record)
+    else:
+        checkpoint.remove()
+    comet.end()
+    return history, train_seconds, checkpoint.diverged, initial_epoch
+
+
+def resume_from(checkpoint, model, results_dir):
+    """Load the checkpoint, refusing one written by a run of another model or data configuration."""
+    if not checkpoint.exists():
+        raise ConfigError(f"--resume: no checkpoint in {results_dir}. Fix: run without --resume, or point "
+                          f"--results-dir at the folder of the interrupted run.")
+    saved = checkpoint.saved_config()
+    differing = [key for key in RESUME_KEYS + ["data_files"] if saved.get(key) != checkpoint.run_config[key]]
+    if differing:
+        details = "; ".join(f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {checkpoint.run_config[key]!r}"
+                            for key in differing)
+        raise ConfigError(f"--resume: the checkpoint in {results_dir} belongs to a run with other settings "
+                          f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
+                          f"(which starts afresh in that folder) or with another --results-dir.")
+    model.optimizer.build(model.trainable_variables)
+    checkpoint.load(model)
+
+
+def clear_previous_run(results_dir):
+    """A fresh run removes the files an earlier run left in its folder, so that the folder never mixes two runs
+    (a run that fails or diverges leaves only its own files)."""
+    old = [name for name in RUN_FILES if (results_dir / name).exists()] + [
+        path.name for path in results_dir.glob("run-*") if path.is_dir()]
+    if old:
+        print(f"Clearing the previous run's files in {results_dir}: {', '.join(old)}")
+    for name in old:
+        path = results_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def report_divergence(config, checkpoint, model, results_dir, record):
+    """A NaN or infinite loss: say so truthfully, and evaluate the last good checkpoint if there is one."""
+    epoch = len(checkpoint.history) + 1
+    cause = (f"training diverged, most likely because the learning rate is too high (--learning-rate "
+             f"{config['learning_rate']}); try a smaller one")
+    if not checkpoint.exists():
+        print(f"error: the loss became NaN or infinite in epoch {epoch}: {cause}. No epoch finished, so no "
+              f"checkpoint exists and nothing was evaluated.", file=sys.stderr)
+        utils.save_json(results_dir / "metrics.json", {"diverged": True, "epochs": 0, "config": record})
+        return
+    print(f"error: the loss became NaN or infinite in epoch {epoch}: {cause}. The last good checkpoint (epoch "
+          f"{epoch - 1}) is kept in {results_dir} and evaluated.", file=sys.stderr)
+    checkpoint.load(model)
+
+
+def evaluate(model, train_inputs, prepared, orientation):
+    """Both RMSEs on validation and test, NDCG@10 and Recall@10 on test, each prediction made from the train
+    matrix."""
+    data = prepared["data"]
+
+    def predict(users, items):
+        rows, cols = (users, items) if orientation == "user" else (items, users)
+        return metrics.predict_at(model, train_inputs, rows, cols)
+
+    scorer = metrics.user_scorer(model, train_inputs, orientation, data["n_users"], data["n_items"])
+    return metrics.evaluate_predictor(data, prepared["split"], predict, scorer)
+
+
+def save_results(results_dir, model, result, history, data, loss):
+    """Model, configuration, ids, history and figures, then metrics.json last: its presence marks a finished run."""
+    utils.write_atomic(results_dir / "model.keras", lambda path: model.save(path))
+    utils.save_json(results_dir / "config.json", result["config"])
+    utils.save_json(results_dir / "ids.json", {"user_ids": data["user_ids"].tolist(),
+                                               "item_ids": data["item_ids"].tolist()})
+    if history:
+        low, high, _ = data["scale"]
+        utils.save_history_csv(results_dir / "history.csv", history)
+        utils.plot_curves(results_dir / "loss.png", history, "loss", f"Loss ({loss} + L2 penalty)", "loss")
+        utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
+                          f"Masked RMSE (predictions clipped to [{low:g}, {high:g}])", "masked RMSE")
+    utils.save_json(results_dir / "metrics.json", result)
+
+
 def display_path(path):
     """The path relative to the project folder when it lies inside it, so that saved results name no machine."""
     path = Path(path).resolve()
@@ -378,70 +516,83 @@ def display_path(path):
     return str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
 
 
-def native_bfloat16():
-    """Whether this machine multiplies bfloat16 natively, so that mixed precision is faster, not slower."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
-    try:
-        cpu_flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags
-
-
-def print_recommendations(model, inputs, data, orientation, user, count=10):
-    """Top-`count` movies the user has not rated, by predicted rating, among movies someone rated."""
-    if orientation == "user":
-        predicted = utils.predict_rows(model, inputs, np.array([user]))[0]
-    else:  # the user's column: one prediction from each item's row
-        items = np.arange(data["n_items"])
-        predicted = utils.predict_at(model, inputs, items, np.full_like(items, user))
-    candidates = np.zeros(len(predicted), dtype=bool)
-    candidates[np.unique(data["items"])] = True
-    candidates[data["items"][data["users"] == user]] = False
-    best = np.flatnonzero(candidates)[np.argsort(-predicted[candidates], kind="stable")[:count]]
-    print(f"\nTop {count} recommendations for UserID {user + 1} (movies they have not rated):")
-    for rank, item in enumerate(best, start=1):
-        title = data["titles"].get(int(item), f"MovieID {item + 1}")
-        print(f"{rank:2d}. {title}  (predicted {predicted[item]:.2f})")
-
-
-def compare(config):
-    """Every preset and both baselines on one split (the flags' --split-seed and --data-dir); flags other than
-    --preset override single values in every preset. Writes comparison.csv, .md and .png to --results-dir."""
-    import baselines
-
-    results_dir = prepare_results_dir(config["results_dir"])
-    data = data_processor.load_movielens(data_processor.ensure_movielens(
-        data_processor.resolve_data_dir(config["data_dir"])))
-    split = data_processor.split_ratings(data, seed=config["split_seed"])
-    rows = []
-    for result in baselines.evaluate_baselines(data, split):
-        rows.append({"name": result["name"], "test_masked_rmse": result["test_masked_rmse"],
-                     "test_rmse": result["test_rmse"], "val_rmse": result["val_rmse"], "epochs": "",
-                     "train_seconds": ""})
-    for name in PRESETS:
-        preset_config = {**parse_config(config["argv"], preset=name), "compare": False,
-                         "results_dir": results_dir / name}
-        print(f"\n=== preset {name} ===")
-        status, metrics = run(preset_config)
-        if metrics is None:
-            return status
-        rows.append({"name": f"{name} preset", "test_masked_rmse": metrics["test_masked_rmse"],
-                     "test_rmse": metrics["test_rmse"], "val_rmse": metrics["val_rmse"],
-                     "epochs": metrics["epochs"], "train_seconds": metrics["train_seconds"]})
-    utils.save_comparison(results_dir, rows)
-    print(f"\nComparison (split seed {config['split_seed']}) written to {results_dir}/comparison.md:\n")
-    print((results_dir / "comparison.md").read_text())
-    return 0
-
-
 def raise_keyboard_interrupt(signum, frame):
     """SIGTERM is handled like Ctrl-C: the run stops and keeps its last checkpoint."""
     raise KeyboardInterrupt
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Repeated runs and the comparison of presets and baselines.
+
+def run_repeats(config):
+    """--repeats N: the same configuration on N splits, each in results-dir/run-<i>; summary.json holds the mean
+    and standard deviation of the test metrics and every run's figures."""
+    results_dir = prepare_results_dir(config["results_dir"])
+    data = data_processor.load_data(config["dataset"], config["data_dir"])
+    runs = []
+    for index in range(config["repeats"]):
+        run_config = {**config, **split_of_repeat(config, index), "repeats": 1,
+                      "results_dir": results_dir / f"run-{index + 1}"}
+        print(f"\n=== run {index + 1}/{config['repeats']}: split {run_config['split']}, split seed "
+              f"{run_config['split_seed']} ===")
+        status, result = run(run_config, data)
+        if result is None or status != 0:
+            return status
+        runs.append({"split": run_config["split"], "split_seed": run_config["split_seed"],
+                     **{key: result[key] for key in SUMMARY_KEYS + ["epochs", "train_seconds"]}})
+    summary = summarise(runs)
+    utils.save_json(results_dir / "summary.json", summary)
+    print(f"\n{config['preset']} preset on {config['dataset']}, split {config['split']}, {len(runs)} runs: "
+          f"test RMSE (global) {summary['test_rmse_mean']:.4f} ± {summary['test_rmse_std']:.4f}, test masked RMSE "
+          f"(seed metric) {summary['test_masked_rmse_mean']:.4f} ± {summary['test_masked_rmse_std']:.4f} "
+          f"(summary.json in {results_dir})")
+    return 0
+
+
+SUMMARY_KEYS = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
+
+
+def summarise(runs):
+    """Mean and standard deviation (sample, ddof=1; 0 for one run) of each metric over the runs."""
+    summary = {}
+    for key in SUMMARY_KEYS + ["train_seconds"]:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        summary[f"{key}_mean"] = float(np.mean(values)) if values else None
+        summary[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+    return {**summary, "n_runs": len(runs), "runs": runs}
+
+
+def compare(config):
+    """Every preset and both baselines on the same split(s) (the flags' --dataset, --split, --split-seed,
+    --repeats); flags other than --preset override single values in every preset. Writes comparison.csv, .md and
+    .png to --results-dir."""
+    import baselines
+
+    results_dir = prepare_results_dir(config["results_dir"])
+    data = data_processor.load_data(config["dataset"], config["data_dir"])
+    runs = {}
+    for index in range(config["repeats"]):
+        split_flags = split_of_repeat(config, index)
+        print(f"\n=== split {index + 1}/{config['repeats']}: {split_flags['split']}, split seed "
+              f"{split_flags['split_seed']} ===")
+        parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
+                                             config["time_window"])
+        for result in baselines.evaluate_baselines(data, parts):
+            runs.setdefault(result["name"], []).append(result)
+        for name in PRESETS:
+            preset_config = {**parse_config(config["argv"], preset=name), **split_flags, "compare": False,
+                             "repeats": 1, "results_dir": results_dir / name / f"run-{index + 1}"}
+            print(f"\n=== preset {name} ===")
+            status, result = run(preset_config, data)
+            if result is None:
+                return status
+            runs.setdefault(f"{name} preset", []).append(result)
+    rows = [{"name": name, **summarise(model_runs)} for name, model_runs in runs.items()]
+    utils.save_comparison(results_dir, rows)
+    print(f"\nComparison ({config['dataset']}, split {config['split']}, {config['repeats']} split(s)) written to "
+          f"{results_dir}/comparison.md:\n")
+    print((results_dir / "comparison.md").read_text())
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,22 +1,76 @@
-"""The deep autoencoder of Kuchaiev & Ginsburg (2017) in Keras 3, as the seed built it.
+"""The deep autoencoder of Kuchaiev & Ginsburg (2017) in Keras 3, and its masked losses.
 
     input (a row of ratings) -> Dense encoder layers -> latent Dense -> Dropout -> Dense decoder layers -> Dense output
 
 `layers` lists the hidden sizes, encoder, latent and decoder: [512, 512, 1024, 512, 512] has a 1024-unit latent
 layer in the middle. L2 regularisation is `l2_encode` on encoder and latent kernels, `l2_decode` on decoder and
-output kernels. The loss (utils.py) only counts known ratings: the seed's per-row masked RMSE, or the paper's
-masked MSE.
+output kernels. The loss only counts known ratings: the seed's per-row masked RMSE, or the paper's masked MSE.
 
-Training steps accept a batch either as dense arrays (the plain reference path) or as tf.SparseTensor (the fast
-path: the rating matrix stays sparse, the batch is densified inside the compiled step and the loss reads the
-output only at the known ratings). Both compute the same loss and gradients.
+The training step accepts a batch as dense arrays (the plain Keras path) or as tf.SparseTensor (the fast path,
+fast_path.py): both compute the same loss and gradients.
 """
 
 import keras
 import tensorflow as tf
 
-from utils import LOSSES, masked_rmse
+import fast_path
 
+# The model's hyperparameters: main.py passes these keys of its configuration, get_config saves them.
+HYPERPARAMETERS = ("layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
+                   "input_dropout", "refeed_steps", "loss")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Masked losses. A rating of 0 means unknown.
+
+def row_squared_errors(y_true, y_pred, clip=None):
+    """Per row: the sum of squared errors over the row's known ratings, and their count. With clip=(low, high),
+    predictions are clipped to the rating scale first.
+
+    y_true is dense (0 = unknown) or a tf.SparseTensor in canonical (row-major) order. For the latter, y_pred is
+    either dense (read only at the known positions) or already the vector of predictions at y_true.indices
+    (fast_path.outputs_at).
+    """
+    y_pred = tf.cast(y_pred, tf.float32)
+    if isinstance(y_true, tf.SparseTensor):
+        predicted = y_pred if y_pred.shape.rank == 1 else tf.gather_nd(y_pred, y_true.indices)
+        if clip:
+            predicted = tf.clip_by_value(predicted, *clip)
+        # A SparseTensor in canonical order lists its rows in non-decreasing order, so the sorted segment sum
+        # applies (twice as fast as the unsorted one on CPU). Trailing rows without ratings get no entry, which
+        # changes neither loss.
+        rows = y_true.indices[:, 0]
+        squared_error = tf.math.segment_sum(tf.square(y_true.values - predicted), rows)
+        return squared_error, tf.math.segment_sum(tf.ones_like(y_true.values), rows)
+    if clip:
+        y_pred = tf.clip_by_value(y_pred, *clip)
+    mask = tf.cast(tf.not_equal(y_true, 0), tf.float32)
+    squared_error = tf.reduce_sum(mask * tf.square(tf.cast(y_true, tf.float32) - y_pred), axis=-1)
+    return squared_error, tf.reduce_sum(mask, axis=-1)
+
+
+def masked_rmse(y_true, y_pred, clip=None):
+    """The seed's loss: per row, RMSE over that row's known ratings; averaged over the rows that have any.
+    With clip=(low, high) it is the seed's reported metric, masked_rmse_clip."""
+    squared_error, count = row_squared_errors(y_true, y_pred, clip)
+    has_ratings = count > 0
+    # tf.where keeps rows without ratings out of both the value and the gradient (sqrt'(0) is infinite).
+    row_mse = tf.where(has_ratings, squared_error / tf.maximum(count, 1.0), tf.ones_like(count))
+    row_rmse = tf.where(has_ratings, tf.sqrt(row_mse), tf.zeros_like(count))
+    return tf.reduce_sum(row_rmse) / tf.maximum(tf.reduce_sum(tf.cast(has_ratings, tf.float32)), 1.0)
+
+
+def masked_mse(y_true, y_pred, clip=None):
+    """The paper's loss (MMSE): mean squared error over all known ratings of the batch."""
+    squared_error, count = row_squared_errors(y_true, y_pred, clip)
+    return tf.reduce_sum(squared_error) / tf.maximum(tf.reduce_sum(count), 1.0)
+
+
+LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The network.
 
 class TiedDense(keras.layers.Layer):
     """A decoder layer whose kernel is the transposed kernel of an encoder layer (the paper's constrained
@@ -40,22 +94,22 @@ class TiedDense(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="deeprec")
 class DeepAutoEncoder(keras.Model):
-    """The autoencoder with its own training and validation steps (masked loss, dense re-feeding, sparse batches).
-    Saved as a .keras file; `import model` before keras.models.load_model registers it."""
+    """The autoencoder with its own training and validation steps. Saved as a .keras file; `import model` before
+    keras.models.load_model registers it. `n_inputs` is the row length (items, or users in item orientation),
+    `rating_scale` the (lowest, highest) rating, to which the reported metric clips."""
 
-    def __init__(self, n_inputs, layers=(512, 512, 1024, 512, 512), dropout=0.8, activation="selu",
-                 last_activation="selu", l2_encode=0.001, l2_decode=0.001, constrained=False, input_dropout=0.0,
-                 refeed_steps=0, loss_name="masked_rmse", **kwargs):
+    def __init__(self, n_inputs, rating_scale, layers, activation, last_activation, dropout, l2_encode, l2_decode,
+                 constrained, input_dropout, refeed_steps, loss, **kwargs):
         super().__init__(**kwargs)
-        self.n_inputs, self.layer_sizes = n_inputs, list(layers)
-        self.dropout_rate, self.input_dropout_rate = dropout, input_dropout
-        self.activation_name, self.last_activation_name = activation, last_activation
-        self.l2_encode, self.l2_decode = l2_encode, l2_decode
-        self.constrained, self.refeed_steps = constrained, refeed_steps
-        self.loss_name, self.masked_loss = loss_name, LOSSES[loss_name]
+        self.n_inputs, self.rating_scale = n_inputs, tuple(rating_scale)
+        self.hyperparameters = dict(
+            layers=list(layers), activation=activation, last_activation=last_activation, dropout=dropout,
+            l2_encode=l2_encode, l2_decode=l2_decode, constrained=constrained, input_dropout=input_dropout,
+            refeed_steps=refeed_steps, loss=loss)
+        self.refeed_steps, self.masked_loss = refeed_steps, LOSSES[loss]
 
-        latent = len(self.layer_sizes) // 2  # index of the latent layer: the middle one
-        encoder_sizes, decoder_sizes = self.layer_sizes[:latent + 1], self.layer_sizes[latent + 1:]
+        latent = len(layers) // 2  # index of the latent layer: the middle one
+        encoder_sizes, decoder_sizes = layers[:latent + 1], layers[latent + 1:]
 
         def dense(units, l2, name, activation_name):
             return keras.layers.Dense(units, activation=activation_name, name=name,
@@ -85,109 +139,73 @@ class DeepAutoEncoder(keras.Model):
             layer.build((None, size))
             size = layer.tied_to.kernel.shape[0] if isinstance(layer, TiedDense) else layer.units
 
-    def call(self, inputs, training=False):
-        return tf.cast(self.output_layer(self.last_hidden(inputs, training)), tf.float32)
-
-    def last_hidden(self, inputs, training=False):
-        """Everything before the output layer."""
+    def encode(self, inputs, training=False):
         hidden = self.input_noise(inputs, training=training)
         for layer in self.encoder:
             hidden = layer(hidden)
-        hidden = self.dropout(hidden, training=training)
+        return self.dropout(hidden, training=training)
+
+    def decode_hidden(self, latent):
+        """The decoder up to, not including, the output layer (the fast path computes that one at known ratings)."""
         for layer in self.decoder:
-            hidden = layer(hidden)
-        return hidden
+            latent = layer(latent)
+        return latent
 
-    def call_at(self, inputs, positions, training=False):
-        """The outputs at `positions` only ([k, 2] int64 pairs of batch row and column): the values of call() there.
-
-        The output layer's matrix product stays dense (oneDNN's dense kernels are far faster on CPU than
-        TensorFlow's sparse ones: benchmark.py --kernels), but its bias, activation, cast and everything after
-        them run on the k known ratings only instead of the whole batch x n_inputs matrix (4.5% of it).
-        """
-        hidden = self.last_hidden(inputs, training)
-        layer = self.output_layer
-        logits = tf.matmul(hidden, tf.cast(layer.kernel, hidden.dtype))
-        known = tf.cast(tf.gather_nd(logits, positions), tf.float32) + tf.gather(layer.bias, positions[:, 1])
-        return layer.activation(known)
+    def call(self, inputs, training=False):
+        return tf.cast(self.output_layer(self.decode_hidden(self.encode(inputs, training))), tf.float32)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Training: the loss is the masked loss (the seed's per-row RMSE, or the paper's MMSE) plus the L2 penalties,
-    # as Keras reports it; the metric is the seed's masked RMSE with predictions clipped to [1, 5].
-    # A sparse batch (the fast path) is densified here, directly in the compute dtype, and, unless re-feeding needs
-    # the dense output, the network is evaluated only at the known ratings of the targets (call_at).
+    # Training: the loss is the masked loss plus the L2 penalties, as Keras reports it; the metric is the seed's
+    # masked RMSE with predictions clipped to the rating scale.
 
     def forward(self, inputs, targets, training, dense_output=False):
+        """The outputs for a batch: dense, or (fast path, sparse targets) at the known target ratings only."""
         if isinstance(inputs, tf.SparseTensor):
-            inputs = tf.scatter_nd(inputs.indices, tf.cast(inputs.values, self.compute_dtype), inputs.dense_shape)
+            inputs = fast_path.densify(inputs, self.compute_dtype)
         if isinstance(targets, tf.SparseTensor) and not dense_output:
-            return self.call_at(inputs, targets.indices, training=training)
+            return fast_path.outputs_at(self, inputs, targets.indices, training)
         return self(inputs, training=training)
 
     def penalised_loss(self, targets, outputs):
-        """The masked loss plus the L2 penalties of the kernels: Keras' regularisers on the dense path, the same sum
-        from l2_penalty on the fast (sparse) path."""
+        """The masked loss plus the L2 penalties: Keras' regularisers on the dense path, the same sum in one pass on
+        the fast path."""
         if isinstance(targets, tf.SparseTensor):
-            return self.masked_loss(targets, outputs) + self.l2_penalty()
+            return self.masked_loss(targets, outputs) + fast_path.l2_penalty(self.trainable_variables)
         return self.masked_loss(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
 
-    def l2_penalty(self):
-        """What Keras' L2 regularisers add to the loss, l2 * sum(kernel ** 2), in one pass over each kernel:
-        tf.nn.l2_loss is sum(x ** 2) / 2, and its gradient is a single multiply (Keras' square-then-sum takes
-        five elementwise passes, forward and backward, over 5.4 million weights in the seed's network)."""
-        penalties = [2.0 * variable.regularizer.l2 * tf.nn.l2_loss(variable.value)
-                     for variable in self.trainable_variables if variable.regularizer is not None]
-        return tf.add_n(penalties or [tf.constant(0.0)])
-
-    def apply_gradients(self, gradients, fused):
-        """optimizer.apply, or with fused=True and plain SGD with momentum (the seed's optimizer) the same update,
-        m = momentum * m - learning_rate * g and w = w + m, in one TensorFlow kernel per weight instead of
-        Keras' five elementwise passes."""
-        optimizer, variables = self.optimizer, self.trainable_variables
-        plain_momentum = (type(optimizer) is keras.optimizers.SGD and optimizer.momentum > 0 and not optimizer.nesterov
-                          and not (optimizer.weight_decay or optimizer.clipnorm or optimizer.clipvalue
-                                   or optimizer.global_clipnorm or optimizer.use_ema)
-                          and optimizer.gradient_accumulation_steps is None)
-        if not (fused and plain_momentum):
-            optimizer.apply(gradients, variables)
-            return
-        if not optimizer.built:
-            optimizer.build(variables)
-        learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
-        momentum = tf.constant(optimizer.momentum, tf.float32)
-        for gradient, variable in zip(gradients, variables):
-            accumulator = optimizer.momentums[optimizer._get_variable_index(variable)]
-            tf.raw_ops.ResourceApplyKerasMomentum(var=variable.value.handle, accum=accumulator.value.handle,
-                                                  lr=learning_rate, grad=gradient, momentum=momentum)
-        optimizer.iterations.assign_add(1)
-
     def loss_and_gradients(self, inputs, targets):
-        """One forward and backward pass. `inputs` and `targets` are dense tensors or tf.SparseTensor. Returns the
-        loss, the gradients, the outputs (dense, or at the known targets only) and the clipped masked RMSE."""
+        """One forward and backward pass. Returns the loss, the gradients, the outputs (dense, or at the known
+        targets only) and the clipped masked RMSE."""
         with tf.GradientTape() as tape:
             outputs = self.forward(inputs, targets, training=True, dense_output=self.refeed_steps > 0)
             loss = self.penalised_loss(targets, outputs)
         gradients = tape.gradient(loss, self.trainable_variables)
-        return loss, gradients, outputs, masked_rmse(targets, outputs, clip=True)
+        return loss, gradients, outputs, masked_rmse(targets, outputs, clip=self.rating_scale)
+
+    def apply_gradients(self, gradients, fast):
+        if fast and fast_path.is_plain_momentum(self.optimizer):
+            fast_path.apply_fused_momentum(self.optimizer, gradients, self.trainable_variables)
+        else:
+            self.optimizer.apply(gradients, self.trainable_variables)
 
     def train_step(self, data):
         inputs, targets = data
         fast = isinstance(inputs, tf.SparseTensor)
         loss, gradients, outputs, clipped_rmse = self.loss_and_gradients(inputs, targets)
-        self.apply_gradients(gradients, fused=fast)
+        self.apply_gradients(gradients, fast)
         # Dense re-feeding (paper, section 3.3): the dense output f(x) is a valid rating vector for the same user,
         # so it is fed back as input and target, and the network takes another step on it.
         for _ in range(self.refeed_steps):
             refed = tf.stop_gradient(outputs)
             _, gradients, outputs, _ = self.loss_and_gradients(refed, refed)
-            self.apply_gradients(gradients, fused=fast)
+            self.apply_gradients(gradients, fast)
         return self.track(loss, clipped_rmse, inputs)
 
     def test_step(self, data):
         inputs, targets = data
         outputs = self.forward(inputs, targets, training=False)
         loss = self.penalised_loss(targets, outputs)
-        return self.track(loss, masked_rmse(targets, outputs, clip=True), inputs)
+        return self.track(loss, masked_rmse(targets, outputs, clip=self.rating_scale), inputs)
 
     def track(self, loss, clipped_rmse, inputs):
         """Epoch means of the batch values, weighted by the batch's number of rows."""
@@ -202,8 +220,5 @@ class DeepAutoEncoder(keras.Model):
         return [self.loss_tracker, self.rmse_tracker]
 
     def get_config(self):
-        return {"n_inputs": self.n_inputs, "layers": self.layer_sizes, "dropout": self.dropout_rate,
-                "activation": self.activation_name, "last_activation": self.last_activation_name,
-                "l2_encode": self.l2_encode, "l2_decode": self.l2_decode, "constrained": self.constrained,
-                "input_dropout": self.input_dropout_rate, "refeed_steps": self.refeed_steps,
-                "loss_name": self.loss_name, "name": self.name}
+        return {"n_inputs": self.n_inputs, "rating_scale": list(self.rating_scale), **self.hyperparameters,
+                "name": self.name}

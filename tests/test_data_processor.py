@@ -1,5 +1,6 @@
 """Loading, validation, splitting and matrices of data_processor.py, on synthetic data."""
 
+import re
 import zipfile
 
 import numpy as np
@@ -10,39 +11,62 @@ from conftest import write_movielens
 from data_processor import DataError
 
 
-def test_loads_official_layout_and_zero_based_ids(movielens_dir):
-    data = data_processor.load_movielens(movielens_dir)
+def load(folder, dataset="ml-1m"):
+    return data_processor.load_dataset(dataset, folder)
+
+
+def test_loads_official_layout_with_dense_ids(movielens_dir):
+    data = load(movielens_dir)
     first = (movielens_dir / "ratings.dat").read_text().splitlines()[0].split("::")
-    assert data["users"][0] == int(first[0]) - 1 and data["items"][0] == int(first[1]) - 1
+    assert data["user_ids"][data["users"][0]] == int(first[0]) and data["item_ids"][data["items"][0]] == int(first[1])
     assert data["ratings"][0] == float(first[2])
     assert data["ratings"].dtype == np.float32 and set(np.unique(data["ratings"])) <= {1, 2, 3, 4, 5}
     assert (data["n_users"], data["n_items"]) == (60, 40)
     assert data["titles"][0] == "Movie 1: Caf\u00e9 (1951)"  # latin-1 and a single ':' inside a title
+    assert data["timestamps"] is not None and data["files"]["ratings.dat"] == data_processor.hash_of(
+        movielens_dir / "ratings.dat")
+
+
+def test_huge_ids_are_indexed_densely(tmp_path):
+    folder = write_movielens(tmp_path / "ml-1m", n_users=10, n_movies=30)
+    ratings = folder / "ratings.dat"
+    text = re.sub(r"^(\d+)::5::", r"\1::900000000::", ratings.read_text(), flags=re.M)
+    ratings.write_text(text.replace("\n1::", "\n1000000000::", 1))
+    (folder / "users.dat").unlink()
+    data = load(folder)
+    assert data["n_users"] == 11 and data["user_ids"][-1] == 1000000000
+    assert data["n_items"] == 30 and data["item_ids"][-1] == 900000000
+    assert data["users"].max() == 10 and data["items"].max() == 29
 
 
 def test_lines_without_timestamp_give_the_same_ratings(tmp_path):
-    with_time = data_processor.load_ratings(write_movielens(tmp_path / "a", timestamps=True) / "ratings.dat")
-    without_time = data_processor.load_ratings(write_movielens(tmp_path / "b", timestamps=False) / "ratings.dat")
-    for left, right in zip(with_time, without_time):
+    with_time = data_processor.read_movielens_ratings(write_movielens(tmp_path / "a", timestamps=True) / "ratings.dat",
+                                                      "\t", "::", False, 1, "ml-1m")
+    without_time = data_processor.read_movielens_ratings(write_movielens(tmp_path / "b", timestamps=False) / "ratings.dat",
+                                                         "\t", "::", False, 1, "ml-1m")
+    for left, right in zip(with_time[:3], without_time[:3]):
         np.testing.assert_array_equal(left, right)
+    assert with_time[3] is not None and without_time[3] is None
 
 
 @pytest.mark.parametrize("bad_line, words", [
-    ("3::7::4::978300000::9", ["line 3", "more than 4", "3::7::4::978300000::9"]),
-    ("3::7", ["line 3", "fewer than 3", "3::7"]),
+    ("3::7::4::978300000::9", ["line 3", "5 fields where 3 or 4", "3::7::4::978300000::9"]),
+    ("3::7", ["line 3", "2 fields where 3 or 4", "3::7"]),
     ("3::x7::4", ["line 3", "MovieID is not an integer", "3::x7::4"]),
     ("3.5::7::4", ["line 3", "UserID is not an integer", "3.5::7::4"]),
     ("3::7::6", ["line 3", "Rating 6 is not 1-5", "3::7::6"]),
     ("3::7::0", ["line 3", "Rating 0 is not 1-5"]),
     ("0::7::4", ["line 3", "UserID 0 is not 1 or more"]),
     ("1::5::4", ["line 3", "already rated on line 1", "1::5::4"]),
-    ("", ["line 3", "fewer than 3"]),
+    ("", ["line 3", "a blank line"]),
+    ("3::7::4.5", ["line 3", "Rating 4.5 is not 1-5"]),
 ])
 def test_each_malformed_ratings_line_is_named(tmp_path, bad_line, words):
     path = tmp_path / "ratings.dat"
     path.write_text(f"1::5::3::978300000\n2::5::4::978300001\n{bad_line}\n4::1::2::978300002\n")
     with pytest.raises(DataError) as error:
-        data_processor.load_ratings(path)
+        data_processor.read_movielens_ratings(path, "\t", "::", False, 1, "ml-1m")
+        data_processor.load_dataset("ml-1m", tmp_path)  # the duplicate is found once the ids are indexed
     message = str(error.value)
     assert str(path) in message
     for word in words:
@@ -53,32 +77,32 @@ def test_empty_and_utf16_files_are_refused(tmp_path):
     empty = tmp_path / "ratings.dat"
     empty.write_text("")
     with pytest.raises(DataError, match="is empty"):
-        data_processor.load_ratings(empty)
+        data_processor.read_movielens_ratings(empty, "\t", "::", False, 1, "ml-1m")
     utf16 = tmp_path / "movies.dat"
     utf16.write_text("1::Toy Story (1995)::Animation\n", encoding="utf-16")
     with pytest.raises(DataError, match="not latin-1"):
-        data_processor.load_movies(utf16)
+        data_processor.read_titles(utf16, "ml-1m", "::", fields=3)
 
 
 def test_users_and_movies_files_are_validated(movielens_dir):
     (movielens_dir / "users.dat").write_text("1::F::1::10::48067\n2::M::56::x::70072\n")
     with pytest.raises(DataError, match=r"users.dat, line 2: Occupation is not an integer"):
-        data_processor.load_movielens(movielens_dir)
+        load(movielens_dir)
     (movielens_dir / "users.dat").write_text("1::F::1::10::48067\n")
     with pytest.raises(DataError, match="UserID 2, which is not in"):
-        data_processor.load_movielens(movielens_dir)
+        load(movielens_dir)
 
 
 def test_missing_movies_file_only_disables_titles(movielens_dir, capsys):
     (movielens_dir / "movies.dat").unlink()
-    data = data_processor.load_movielens(movielens_dir)
+    data = load(movielens_dir)
     assert data["titles"] == {} and len(data["ratings"]) > 0
     assert "movies.dat not found" in capsys.readouterr().out
 
 
 def test_split_is_81_9_10_disjoint_complete_and_stratified(movielens_dir):
-    data = data_processor.load_movielens(movielens_dir)
-    split = data_processor.split_ratings(data, seed=1994)
+    data = load(movielens_dir)
+    split = data_processor.split_ratings(data, "seed", 1994)
     n = len(data["ratings"])
     parts = [split["train"], split["val"], split["test"]]
     assert sum(map(len, parts)) == n
@@ -94,15 +118,15 @@ def test_split_is_81_9_10_disjoint_complete_and_stratified(movielens_dir):
 
 
 def test_split_is_reproducible_and_depends_on_seed(movielens_dir):
-    data = data_processor.load_movielens(movielens_dir)
-    first, again = data_processor.split_ratings(data, seed=7), data_processor.split_ratings(data, seed=7)
-    other = data_processor.split_ratings(data, seed=8)
+    data = load(movielens_dir)
+    first, again = data_processor.split_ratings(data, "seed", 7), data_processor.split_ratings(data, "seed", 7)
+    other = data_processor.split_ratings(data, "seed", 8)
     np.testing.assert_array_equal(first["test"], again["test"])
     assert not np.array_equal(first["test"], other["test"])
 
 
 def test_matrices_hold_ratings_at_their_positions(movielens_dir):
-    data = data_processor.load_movielens(movielens_dir)
+    data = load(movielens_dir)
     split = data_processor.split_ratings(data)
     rows, cols, ratings = data_processor.triples(data, split["train"])
     shape = data_processor.matrix_shape(data)
@@ -126,10 +150,11 @@ def test_fill_unknown_changes_only_unknown_inputs():
 
 def test_data_dir_flag_beats_environment_beats_constant(monkeypatch, tmp_path):
     monkeypatch.delenv("MOVIELENS_DIR", raising=False)
-    assert data_processor.resolve_data_dir() == data_processor.MOVIELENS_DIR
+    assert data_processor.resolve_data_dir("ml-1m") == data_processor.DATA_DIR / "ml-1m"
     monkeypatch.setenv("MOVIELENS_DIR", str(tmp_path / "env"))
-    assert data_processor.resolve_data_dir() == tmp_path / "env"
-    assert data_processor.resolve_data_dir(str(tmp_path / "flag")) == tmp_path / "flag"
+    assert data_processor.resolve_data_dir("ml-1m") == tmp_path / "env"
+    assert data_processor.resolve_data_dir("ml-100k") == data_processor.DATA_DIR / "ml-100k"  # ml-1m's variable
+    assert data_processor.resolve_data_dir("ml-1m", str(tmp_path / "flag")) == tmp_path / "flag"
 
 
 def make_zip(tmp_path):
@@ -143,27 +168,29 @@ def make_zip(tmp_path):
 
 def test_download_verifies_checksum_and_unpacks(tmp_path, monkeypatch):
     zip_path = make_zip(tmp_path)
-    monkeypatch.setattr(data_processor, "MOVIELENS_URL", zip_path.as_uri())
-    monkeypatch.setattr(data_processor, "MOVIELENS_SHA256", data_processor.sha256_of(zip_path))
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
+                        "url": zip_path.as_uri(), "sha256": data_processor.hash_of(zip_path)})
     target = tmp_path / "data" / "ml-1m"
-    assert data_processor.ensure_movielens(target) == target
-    assert len(data_processor.load_movielens(target)["ratings"]) > 0
+    assert data_processor.ensure_dataset("ml-1m", target) == target
+    assert len(load(target)["ratings"]) > 0
 
 
 def test_download_with_wrong_checksum_is_refused_and_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_processor, "MOVIELENS_URL", make_zip(tmp_path).as_uri())
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
+                        "url": make_zip(tmp_path).as_uri()})
     target = tmp_path / "data" / "ml-1m"
     with pytest.raises(DataError) as error:
-        data_processor.ensure_movielens(target)
+        data_processor.ensure_dataset("ml-1m", target)
     assert "hash does not match" in str(error.value)
     assert not (tmp_path / "data" / "ml-1m.zip").exists() and not (target / "ratings.dat").exists()
 
 
 def test_offline_download_names_folder_url_and_fixes(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_processor, "MOVIELENS_URL", (tmp_path / "nowhere.zip").as_uri())
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
+                        "url": (tmp_path / "nowhere.zip").as_uri()})
     target = tmp_path / "data" / "ml-1m"
     with pytest.raises(DataError) as error:
-        data_processor.ensure_movielens(target)
+        data_processor.ensure_dataset("ml-1m", target)
     for word in [str(target), "nowhere.zip", "--data-dir", "MOVIELENS_DIR"]:
         assert word in str(error.value)
     assert not (tmp_path / "data" / "ml-1m.zip").exists()

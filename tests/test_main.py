@@ -91,7 +91,8 @@ def test_unusable_results_dir_is_refused_before_training(movielens_dir, tmp_path
 
 def test_missing_data_and_no_download_gives_clear_error(tmp_path, monkeypatch, capsys):
     # A file:// URL that does not exist stands for an offline machine.
-    monkeypatch.setattr(data_processor, "MOVIELENS_URL", (tmp_path / "offline" / "ml-1m.zip").as_uri())
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
+                        "url": (tmp_path / "offline" / "ml-1m.zip").as_uri()})
     status = main.main(["--data-dir", str(tmp_path / "ml-1m"), "--results-dir", str(tmp_path / "r"), *TINY])
     output = capsys.readouterr().err
     assert status == 2 and output.startswith("error: ")
@@ -102,7 +103,8 @@ def test_missing_data_and_no_download_gives_clear_error(tmp_path, monkeypatch, c
 @pytest.mark.parametrize("make_bad, words", [
     (lambda text: text.replace("\n", "\n7::x::3::0\n", 1), ["line 2: MovieID is not an integer: '7::x::3::0'"]),
     (lambda text: text.replace("\n", "\n7::3::9::0\n", 1), ["line 2: Rating 9 is not 1-5: '7::3::9::0'"]),
-    (lambda text: text.replace("\n", "\n7::3::4::0::1\n", 1), ["line 2: more than 4", "'7::3::4::0::1'"]),
+    (lambda text: text.replace("\n", "\n7::3::4::0::1\n", 1), ["line 2: 5 fields where 3 or 4", "'7::3::4::0::1'"]),
+    (lambda text: "1::2::3::4::5\n" + text, ["line 1: 5 fields where 3 or 4", "'1::2::3::4::5'"]),
     (lambda text: text + text.splitlines()[0] + "\n", ["already rated on line 1"]),
     (lambda text: "", ["is empty"]),
     (lambda text: text.encode("utf-16"), ["not latin-1 text"]),
@@ -297,7 +299,7 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch, capsys):
     served = tmp_path / "served" / "ml-1m.zip"
     served.parent.mkdir()
     served.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: not MovieLens-1M
-    monkeypatch.setattr(data_processor, "MOVIELENS_URL", served.as_uri())
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"], "url": served.as_uri()})
     target = tmp_path / "data" / "ml-1m"
     assert main.main(["--data-dir", str(target), "--results-dir", str(tmp_path / "r"), *TINY]) == 2
     assert "hash does not match" in capsys.readouterr().err

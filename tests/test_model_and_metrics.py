@@ -6,7 +6,9 @@ import pytest
 import scipy.sparse
 import tensorflow as tf
 
-import utils
+import fast_path
+import metrics
+import model as model_module
 from model import DeepAutoEncoder, TiedDense
 
 
@@ -18,21 +20,21 @@ def random_ratings(rows=8, cols=30, density=0.3, seed=0):
     return ratings
 
 
-def numpy_masked_rmse(y_true, y_pred, clip=False):
-    y_pred = np.clip(y_pred, 1, 5) if clip else y_pred
+def numpy_masked_rmse(y_true, y_pred, clip=None):
+    y_pred = np.clip(y_pred, *clip) if clip else y_pred
     row_rmse = [np.sqrt(np.mean((y_pred[i][y_true[i] > 0] - y_true[i][y_true[i] > 0]) ** 2))
                 for i in range(len(y_true)) if (y_true[i] > 0).any()]
     return np.mean(row_rmse)
 
 
-@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("clip", [None, (1.0, 5.0), (0.5, 4.5)])
 def test_masked_rmse_matches_numpy_dense_and_sparse(clip):
     y_true = random_ratings()
     y_pred = np.random.default_rng(1).uniform(0, 6, y_true.shape).astype(np.float32)
     expected = numpy_masked_rmse(y_true, y_pred, clip)
-    assert float(utils.masked_rmse(y_true, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+    assert float(model_module.masked_rmse(y_true, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
     sparse = tf.sparse.from_dense(y_true)
-    assert float(utils.masked_rmse(sparse, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
+    assert float(model_module.masked_rmse(sparse, y_pred, clip=clip)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_masked_mse_is_the_papers_mmse():
@@ -40,8 +42,8 @@ def test_masked_mse_is_the_papers_mmse():
     y_pred = np.random.default_rng(1).uniform(0, 6, y_true.shape).astype(np.float32)
     known = y_true > 0
     expected = np.mean((y_pred[known] - y_true[known]) ** 2)
-    assert float(utils.masked_mse(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
-    assert float(utils.masked_mse(tf.sparse.from_dense(y_true), y_pred)) == pytest.approx(expected, rel=1e-5)
+    assert float(model_module.masked_mse(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+    assert float(model_module.masked_mse(tf.sparse.from_dense(y_true), y_pred)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_numpy_metrics_match_plain_computation():
@@ -51,20 +53,26 @@ def test_numpy_metrics_match_plain_computation():
     predictions = rng.uniform(0, 6, 500).astype(np.float32)
     clipped = np.clip(predictions, 1, 5)
     per_user = [np.sqrt(np.mean((clipped[users == u] - ratings[users == u]) ** 2)) for u in np.unique(users)]
-    assert utils.per_user_masked_rmse(users, ratings, predictions) == pytest.approx(np.mean(per_user), rel=1e-6)
-    assert utils.global_rmse(ratings, predictions) == pytest.approx(np.sqrt(np.mean((clipped - ratings) ** 2)))
+    assert metrics.per_user_masked_rmse(users, ratings, predictions) == pytest.approx(np.mean(per_user), rel=1e-6)
+    assert metrics.global_rmse(ratings, predictions) == pytest.approx(np.sqrt(np.mean((clipped - ratings) ** 2)))
+
+
+SEED_NETWORK = dict(layers=[512, 512, 1024, 512, 512], activation="selu", last_activation="selu", dropout=0.8,
+                    l2_encode=0.001, l2_decode=0.001, constrained=False, input_dropout=0.0, refeed_steps=0,
+                    loss="masked_rmse")
 
 
 def small_model(n_inputs=30, **kwargs):
     keras.utils.set_random_seed(0)
-    model = DeepAutoEncoder(n_inputs, **{"layers": [16, 8, 16], "dropout": 0.5, **kwargs})
+    model = DeepAutoEncoder(n_inputs, (1.0, 5.0), **{**SEED_NETWORK, "layers": [16, 8, 16], "dropout": 0.5,
+                                                     **kwargs})
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
     model.build()
     return model
 
 
 def test_model_structure_follows_the_seed():
-    model = DeepAutoEncoder(30, layers=[512, 512, 1024, 512, 512], dropout=0.8)
+    model = DeepAutoEncoder(30, (1.0, 5.0), **SEED_NETWORK)
     model.build()
     assert [layer.units for layer in model.encoder] == [512, 512, 1024]
     assert model.encoder[-1].name == "latent" and model.dropout.rate == 0.8
@@ -81,7 +89,7 @@ def test_l2_penalties_use_encode_and_decode_strengths():
 
 def test_fast_l2_penalty_equals_keras_regularisers():
     model = small_model(l2_encode=0.5, l2_decode=0.25)
-    assert float(model.l2_penalty()) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-6)
+    assert float(fast_path.l2_penalty(model.trainable_variables)) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-6)
 
 
 def test_fused_momentum_update_equals_keras_sgd():
@@ -90,7 +98,7 @@ def test_fused_momentum_update_equals_keras_sgd():
     for _ in range(3):
         for model in (fused, plain):
             _, gradients, _, _ = model.loss_and_gradients(batch, batch)
-            model.apply_gradients(gradients, fused=model is fused)
+            model.apply_gradients(gradients, fast=model is fused)
     assert int(fused.optimizer.iterations) == int(plain.optimizer.iterations) == 3
     for fused_weight, plain_weight in zip(fused.get_weights() + [m.numpy() for m in fused.optimizer.momentums],
                                           plain.get_weights() + [m.numpy() for m in plain.optimizer.momentums]):
@@ -100,7 +108,7 @@ def test_fused_momentum_update_equals_keras_sgd():
 
 @pytest.mark.parametrize("loss_name", ["masked_rmse", "masked_mse"])
 def test_sparse_and_dense_batches_give_same_loss_and_gradients(loss_name):
-    model = small_model(dropout=0.0, loss_name=loss_name)
+    model = small_model(dropout=0.0, loss=loss_name)
     inputs = random_ratings()
     loss_dense, grads_dense, _, rmse_dense = model.loss_and_gradients(tf.constant(inputs), tf.constant(inputs))
     sparse = tf.sparse.from_dense(inputs)
@@ -124,7 +132,7 @@ def test_predict_at_reads_the_right_positions():
     inputs = scipy.sparse.csr_matrix(random_ratings())
     rows, cols = np.array([3, 0, 3, 5]), np.array([2, 7, 9, 0])
     full = model(inputs.toarray(), training=False).numpy()
-    np.testing.assert_allclose(utils.predict_at(model, inputs, rows, cols, batch_size=2), full[rows, cols],
+    np.testing.assert_allclose(metrics.predict_at(model, inputs, rows, cols, batch_size=2), full[rows, cols],
                                rtol=1e-5)
 
 
@@ -184,4 +192,5 @@ def test_call_at_equals_the_dense_output_at_those_positions(constrained):
     inputs = random_ratings()
     positions = tf.sparse.from_dense(inputs).indices
     expected = tf.gather_nd(model(inputs), positions)
-    np.testing.assert_allclose(model.call_at(tf.constant(inputs), positions), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast_path.outputs_at(model, tf.constant(inputs), positions, training=False),
+                               expected, rtol=1e-5, atol=1e-6)
