@@ -210,13 +210,14 @@ def bad_line(path, raw, line_number, problem, source_hint):
                     f"delete that line, or {source_hint[0].lower() + source_hint[1:]}")
 
 
-def check_field_counts(path, original, raw, sep, fewest, most, names, source_hint, first_line=1,
+def check_field_counts(path, original, raw, sep, fewest, most, names, source_hint, first_line=1, lines_before=0,
                        chunk_bytes=1 << 25):
     """Every line of `raw` (from `first_line`) must have between `fewest` and `most` `sep`-separated fields.
     Checked on the bytes, in chunks, before any column is interpreted, so that nothing can shift silently; an
-    error quotes the line of `original` (the file before '::' became `sep`)."""
+    error quotes the line of `original` (the file before '::' became `sep`; `raw` starts after `lines_before` of
+    its lines)."""
     array = np.frombuffer(raw, dtype=np.uint8)
-    start, line_offset = 0, 0
+    start, line_offset = 0, lines_before
     while start < len(array):
         end = min(start + chunk_bytes, len(array))
         end = int(np.flatnonzero(array[end - 1:] == 10)[0]) + end if array[end - 1] != 10 else end
@@ -227,7 +228,7 @@ def check_field_counts(path, original, raw, sep, fewest, most, names, source_hin
         lengths = np.diff(line_ends, prepend=-1) - 1
         blank = (lengths == 0) | ((lengths == 1) & (chunk[np.maximum(line_ends - 1, 0)] == 13))
         bad = (counts < fewest) | (counts > most) | blank
-        bad[: max(first_line - 1 - line_offset, 0)] = False
+        bad[: max(first_line - 1 - (line_offset - lines_before), 0)] = False
         if bad.any():
             index = int(np.argmax(bad))
             line_number = line_offset + index + 1
@@ -402,13 +403,14 @@ def read_netflix(data_dir, files_per_batch=500):
             for position, header in enumerate(headers):
                 line_start = raw.rfind(b"\n", 0, header) + 1
                 movie = raw[line_start:header]
-                if not movie.isdigit() or raw[header + 1:header + 3].strip(b"\r") not in (b"\n", b""):
+                if not movie.isdigit() or raw[header + 1:header + 2] not in (b"\n", b"\r"):
                     bad_line(path, raw, raw[:header].count(b"\n") + 1, "a ':' outside a 'MovieID:' line", hint)
                 block_start = raw.index(b"\n", header) + 1
                 block_end = raw.rfind(b"\n", 0, headers[position + 1]) + 1 if position + 1 < len(headers) \
                     else len(raw)
                 block = raw[block_start:block_end]
-                check_field_counts(path, block, block, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint)
+                check_field_counts(path, raw, block, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint,
+                                   lines_before=raw[:block_start].count(b"\n"))
                 blocks.append(block)
                 movies.append(int(movie))
                 counts.append(block.count(b"\n"))
@@ -591,14 +593,16 @@ def time_split(data, seed, time_window):
         raise DataError(f"--split time needs timestamps, but the ratings in {data['data_dir']} have none. Fix: use "
                         f"a ratings file with timestamps, or --split seed or random.")
     if data["dataset"] == "netflix":
-        bounds = [np.datetime64(day, "s").astype(np.int64) for day in TIME_WINDOWS[time_window]]
-        train_from, train_to, test_from, test_to = bounds[0], bounds[1] + 86399, bounds[2], bounds[3] + 86399
+        day = 86400
+        train_from, train_to, test_from, test_to = (np.datetime64(date, "s").astype(np.int64)
+                                                    for date in TIME_WINDOWS[time_window])
+        in_train = (timestamps >= train_from) & (timestamps < train_to + day)
+        in_test_window = (timestamps >= test_from) & (timestamps < test_to + day)
     else:
         first, last = int(timestamps.min()), int(timestamps.max())
         test_from = last - TIME_TEST_FRACTION * (last - first)
-        train_from, train_to, test_to = first, test_from - 1e-9, last
-    train = np.flatnonzero((timestamps >= train_from) & (timestamps <= train_to))
-    in_test_window = np.flatnonzero((timestamps >= test_from) & (timestamps <= test_to))
+        in_train, in_test_window = timestamps < test_from, timestamps >= test_from
+    train, in_test_window = np.flatnonzero(in_train), np.flatnonzero(in_test_window)
     seen_users = np.zeros(data["n_users"], dtype=bool)
     seen_users[data["users"][train]] = True
     seen_items = np.zeros(data["n_items"], dtype=bool)
