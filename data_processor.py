@@ -59,7 +59,8 @@ TIME_WINDOWS = {  # the paper's Netflix windows: (train from, train to, test fro
     "1y": ("2004-06-01", "2005-05-31", "2005-06-01", "2005-06-30"),
 }
 TIME_TEST_FRACTION = 0.1  # MovieLens time split: the last 10% of the time range is the test window
-MIN_RATINGS = {"train": 50, "val": 5, "test": 5}  # below these a run measures nothing meaningful
+MIN_TOTAL_RATINGS = 100  # below these a run measures nothing meaningful
+MIN_RATINGS = {"train": 50, "val": 5, "test": 5}
 
 
 class DataError(Exception):
@@ -500,6 +501,9 @@ def file_fingerprint(path, full_hash_limit=1 << 30):
 # Splits. Each returns {'train', 'val', 'test'}: sorted index arrays into the rating arrays, disjoint.
 
 def split_ratings(data, split="seed", seed=SPLIT_SEED, time_window="full"):
+    if len(data["ratings"]) < MIN_TOTAL_RATINGS:
+        raise DataError(f"{data['data_dir']} holds {len(data['ratings']):,} ratings: at least {MIN_TOTAL_RATINGS} "
+                        f"are needed for a meaningful run. Fix: use a larger data set.")
     if split == "seed":
         parts = seed_split(data, seed)
     elif split == "random":

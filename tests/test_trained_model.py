@@ -1,0 +1,70 @@
+"""Using a trained model: evaluate.py re-scores it exactly, recommend.py ranks unseen movies; the ranking metrics
+against a hand-computed example."""
+
+import json
+
+import numpy as np
+import pytest
+
+import evaluate
+import main
+import metrics
+import recommend
+from conftest import write_movielens
+
+TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
+
+
+def test_ranking_metrics_by_hand():
+    # User 0 rated item 0 in training, so the ranking is items 1, 2, 3, 4; relevant (rating >= 4): items 2 and 4.
+    # Top 2 = items 1, 2: one hit at rank 2, so DCG = 1/log2(3), ideal DCG = 1 + 1/log2(3), recall = 1/2.
+    # User 1 (no training ratings) ranks items 4, 3; relevant: item 0; no hit. Users without relevant items count
+    # in neither mean.
+    scores = np.array([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5], [1, 1, 1, 1, 1]], dtype=float)
+    result = metrics.ranking_metrics(lambda users: scores[users], np.array([0]), np.array([0]),
+                                     np.array([0, 0, 0, 1, 2]), np.array([2, 4, 3, 0, 1]),
+                                     np.array([5, 4, 3, 4, 2], dtype=np.float32), 3, 5, k=2)
+    ndcg_user_0 = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
+    assert result["ndcg_at_2"] == pytest.approx(ndcg_user_0 / 2)
+    assert result["recall_at_2"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("orientation", ["user", "item"])
+def test_evaluate_and_recommend_use_the_saved_model(tmp_path, capsys, orientation):
+    folder = write_movielens(tmp_path / "ml-1m")
+    results = tmp_path / "r"
+    assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "3",
+                      "--orientation", orientation, *TINY]) == 0
+    saved = json.loads((results / "metrics.json").read_text())
+    for key in ("test_ndcg_at_10", "test_recall_at_10"):
+        assert 0 <= saved[key] <= 1
+    capsys.readouterr()
+
+    assert evaluate.main_evaluate(["--results-dir", str(results)]) == 0
+    output = capsys.readouterr().out
+    assert f"Test RMSE (global, literature metric):     {saved['test_rmse']:.4f}" in output
+    assert f"Test masked RMSE (seed metric, per-user): {saved['test_masked_rmse']:.4f}" in output
+    rows = (results / "predictions.tsv").read_text().splitlines()
+    assert rows[0] == "UserID\tMovieID\tactual\tpredicted" and len(rows) - 1 == saved["n_test"]
+
+    assert recommend.main_recommend(["--user", "42", "--top", "5", "--results-dir", str(results)]) == 0
+    output = capsys.readouterr().out
+    listed = [line for line in output.splitlines() if line.strip()[:2].rstrip(".").isdigit()]
+    assert "Top 5 recommendations for UserID 42" in output and len(listed) == 5
+    rated = {int(line.split("::")[1]) for line in (folder / "ratings.dat").read_text().splitlines()
+             if line.startswith("42::")}
+    assert not rated & {int(line.split("MovieID ")[1].split(",")[0]) for line in listed}
+
+
+def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
+    assert evaluate.main_evaluate(["--results-dir", str(tmp_path / "empty")]) == 2
+    assert "holds no finished run" in capsys.readouterr().err
+    folder = write_movielens(tmp_path / "ml-1m")
+    assert main.main(["--data-dir", str(folder), "--results-dir", str(tmp_path / "r"), "--epochs", "1", *TINY]) == 0
+    assert recommend.main_recommend(["--user", "999", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "--user 999 is not a UserID" in capsys.readouterr().err
+    (folder / "users.dat").unlink()
+    with open(folder / "ratings.dat", "a") as handle:  # the data changes after training
+        handle.write("61::1::4::978300000\n")
+    assert evaluate.main_evaluate(["--results-dir", str(tmp_path / "r")]) == 2
+    assert "is not the data the model" in capsys.readouterr().err
