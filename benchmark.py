@@ -1,6 +1,8 @@
-"""Speed of the fast (sparse) path against the plain dense Keras path, measured in one run on the same data.
+"""Speed of the fast (sparse) path against the plain dense Keras path, measured in one run on the same data; and
+the program at full scale on synthetic data of the real size.
 
     python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
+    python3 benchmark.py --synthetic ml-20m|netflix --data-dir DIR [--epoch-fraction 0.02]
 
 Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
 metrics after the same number of epochs from the same seed, and the ratios dense/fast. Each path trains --rounds
@@ -112,6 +114,59 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     return {"layer_kernels_ms_forward_backward": timings}
 
 
+def benchmark_scale(name, data_dir, scale, epoch_fraction):
+    """--synthetic: write the data set (unless DIR already holds it), prepare it with the project's loader in a
+    child process (so that its peak memory is its own), then time a fraction of one epoch of the seed network on
+    it and scale the seconds up to a whole epoch."""
+    import math
+    import multiprocessing
+
+    import synthetic_data
+
+    data_dir = Path(data_dir)
+    if not (data_dir / "SYNTHETIC.txt").is_file():
+        synthetic_data.write_synthetic(name, data_dir, scale)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: forking a process with TensorFlow hangs
+    queue = context.Queue()
+    child = context.Process(target=prepare_in_child, args=(name, data_dir, queue))
+    child.start()
+    prep = queue.get()
+    child.join()
+
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
+    load_seconds = time.perf_counter() - started
+    config = main.parse_config(["--epochs", "1", "--precision", "float32"])
+    network = main.build_model(config, prepared, "float32")
+    _, train_data, _ = main.training_batches(config, prepared)
+    batches = math.ceil(prepared["shape"][0] / config["batch_size"])
+    timed = max(2, math.ceil(batches * epoch_fraction))
+    network.fit(train_data.take(1), epochs=1, verbose=0, shuffle=False)  # tracing, not timed
+    started = time.perf_counter()
+    network.fit(train_data.skip(1).take(timed), epochs=1, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - started
+    return {"machine": machine_description(), "synthetic": name, "scale": scale, **prep,
+            "epoch_seconds": round(seconds * batches / timed, 1),
+            "epoch_timed_batches": timed, "epoch_batches": batches,
+            "epoch_note": f"{timed} of {batches} batches of {config['batch_size']} user rows timed (after one "
+                          f"untimed batch for tracing), scaled to the whole epoch; seed network, float32, no "
+                          f"validation",
+            "epoch_peak_memory_mb": round(utils.peak_memory_mb(), 1),
+            "epoch_peak_memory_note": "process peak while loading the data again and training",
+            "load_seconds_in_epoch_process": round(load_seconds, 1), "tensorflow": tf.__version__}
+
+
+def prepare_in_child(name, data_dir, queue):
+    """The data chain as a run uses it (--split random): seconds, peak memory and sizes, put on `queue`."""
+    started = time.perf_counter()
+    prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
+    queue.put({"prep_seconds": round(time.perf_counter() - started, 1),
+               "peak_memory_mb": round(utils.peak_memory_mb(), 1), "n_ratings": len(prepared["data"]["ratings"]),
+               "n_users": prepared["data"]["n_users"], "n_items": prepared["data"]["n_items"]})
+
+
 def main_benchmark(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5, help="epochs per path and round (at least 2)")
@@ -120,7 +175,19 @@ def main_benchmark(argv=None):
     parser.add_argument("--full", action="store_true", help="also time a complete default run of main.py")
     parser.add_argument("--kernels", action="store_true",
                         help="also time the first and last layers with dense and with sparse kernels")
+    parser.add_argument("--synthetic", choices=["ml-20m", "netflix"],
+                        help="write (unless --data-dir holds it) and time a synthetic data set of the real size")
+    parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
+    parser.add_argument("--epoch-fraction", type=float, default=0.02,
+                        help="--synthetic: fraction of an epoch to time (scaled up to a whole epoch)")
     args = parser.parse_args(argv)
+    if args.synthetic:
+        if not args.data_dir:
+            parser.error("--synthetic needs --data-dir DIR (where the synthetic files are written)")
+        if not (0 < args.scale <= 1 and 0 < args.epoch_fraction <= 1):
+            parser.error("--scale and --epoch-fraction must be in (0, 1]")
+        print(json.dumps(benchmark_scale(args.synthetic, args.data_dir, args.scale, args.epoch_fraction)))
+        return 0
     if args.epochs < 2 or args.rounds < 1:
         parser.error("--epochs must be at least 2 and --rounds at least 1")
     try:

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 import benchmark
+import data_processor
 
 
 def test_benchmark_prints_every_path_and_the_ratios(movielens_dir, capsys):
@@ -15,3 +18,17 @@ def test_benchmark_prints_every_path_and_the_ratios(movielens_dir, capsys):
     assert result["test_rmse_difference_fast_vs_dense"] < 1e-3
     assert result["speedup_fast_vs_dense"] == round(
         result["dense"]["seconds_per_epoch"] / result["fast"]["seconds_per_epoch"], 2)
+
+
+@pytest.mark.parametrize("name", ["ml-20m", "netflix"])
+def test_synthetic_scale_benchmark_writes_official_files_and_reports(tmp_path, capsys, name):
+    folder = tmp_path / name
+    assert benchmark.main_benchmark(["--synthetic", name, "--data-dir", str(folder), "--scale", "0.0005",
+                                     "--epoch-fraction", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("prep_seconds", "peak_memory_mb", "n_ratings", "epoch_seconds", "epoch_peak_memory_mb"):
+        assert result[key] > 0, key
+    expected = {"ml-20m": 10000, "netflix": 50240}[name]
+    assert abs(result["n_ratings"] - expected) <= 1
+    data = data_processor.load_dataset(name, folder)  # the project's own reader accepts the files
+    assert len(data["ratings"]) == result["n_ratings"]
