@@ -162,7 +162,7 @@ def prepare_in_child(name, data_dir, queue):
     """The data chain as a run uses it (--split random): seconds, peak memory and sizes, put on `queue`."""
     started = time.perf_counter()
     prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
-    queue.put({"prep_seconds": round(time.perf_counter() - started, 1),
+    queue.put({"prep_seconds": round(time.perf_counter() - started, 3),
                "peak_memory_mb": round(utils.peak_memory_mb(), 1), "n_ratings": len(prepared["data"]["ratings"]),
                "n_users": prepared["data"]["n_users"], "n_items": prepared["data"]["n_items"]})
 
