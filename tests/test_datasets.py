@@ -162,3 +162,27 @@ def test_real_ml100k_official_split():
     assert (data["n_users"], data["n_items"], len(data["ratings"])) == (943, 1682, 100000)
     parts = data_processor.split_ratings(data, "u1", 1994)
     assert len(parts["test"]) == 20000 and len(parts["train"]) + len(parts["val"]) == 80000
+
+
+def test_download_verifies_against_the_published_md5(tmp_path, monkeypatch):
+    import hashlib
+    import zipfile
+
+    source = write_ml10m(tmp_path / "source" / "ml-10M100K")
+    served = tmp_path / "served" / "ml-10m.zip"
+    served.parent.mkdir()
+    with zipfile.ZipFile(served, "w") as archive:
+        for name in ("ratings.dat", "movies.dat"):
+            archive.write(source / name, f"ml-10M100K/{name}")
+    digest = hashlib.md5(served.read_bytes()).hexdigest()
+    (tmp_path / "served" / "ml-10m.zip.md5").write_text(f"MD5 (ml-10m.zip) = {digest}\n")
+    monkeypatch.setitem(data_processor.DATASETS, "ml-10m", {**data_processor.DATASETS["ml-10m"],
+                        "url": served.as_uri()})
+    target = tmp_path / "data" / "ml-10M100K"
+    data = data_processor.load_data("ml-10m", str(target))
+    assert len(data["ratings"]) == len((source / "ratings.dat").read_text().splitlines())
+    (tmp_path / "served" / "ml-10m.zip.md5").write_text("0" * 32 + "  ml-10m.zip\n")
+    for leftover in (target.parent / "ml-10m.zip", target.parent / "ml-10m.zip.md5", target / "ratings.dat"):
+        leftover.unlink()
+    with pytest.raises(DataError, match="hash does not match"):
+        data_processor.load_data("ml-10m", str(target))
