@@ -35,14 +35,19 @@ def draw_ratings(n_users, n_items, n_ratings, seed=0):
     item_weight = rng.permutation(item_weight / item_weight.sum())
     user_weight = rng.lognormal(0, 1.0, n_users)
     user_weight /= user_weight.sum()
-    keys = np.empty(0, dtype=np.int64)
-    while len(keys) < n_ratings:  # draw, drop repeated pairs, draw the shortfall again
+    # Every user and every item has at least one rating, as in the real data; then draw, drop repeated pairs and
+    # draw the shortfall again.
+    every_user = rng.choice(n_items, size=n_users, p=item_weight).astype(np.int64) * n_users + np.arange(n_users)
+    every_item = np.arange(n_items, dtype=np.int64) * n_users + rng.choice(n_users, size=n_items, p=user_weight)
+    required = np.unique(np.concatenate([every_user, every_item]))
+    keys = required
+    while len(keys) < n_ratings:
         missing = n_ratings - len(keys)
         users = rng.choice(n_users, size=int(missing * 1.05) + 1000, p=user_weight).astype(np.int64)
         items = rng.choice(n_items, size=len(users), p=item_weight).astype(np.int64)
         keys = np.unique(np.concatenate([keys, items * n_users + users]))
-    keys = rng.permutation(keys)[:n_ratings]
-    keys.sort()
+    extra = np.setdiff1d(keys, required, assume_unique=True)
+    keys = np.sort(np.concatenate([required, rng.permutation(extra)[:n_ratings - len(required)]]))
     items, users = np.divmod(keys, n_users)
     quality = (rng.normal(0, 0.6, n_users)[users] + rng.normal(0, 0.6, n_items)[items]
                + rng.normal(0, 0.7, n_ratings))
