@@ -221,7 +221,7 @@ def check_field_counts(path, original, raw, sep, fewest, most, names, source_hin
     start, line_offset = 0, lines_before
     while start < len(array):
         end = min(start + chunk_bytes, len(array))
-        end = int(np.flatnonzero(array[end - 1:] == 10)[0]) + end if array[end - 1] != 10 else end
+        end = raw.index(b"\n", end - 1) + 1  # the chunk ends with a whole line (raw ends with a newline)
         chunk = array[start:end]
         line_ends = np.flatnonzero(chunk == 10)
         separators = np.flatnonzero(chunk == ord(sep))
