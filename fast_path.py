@@ -40,8 +40,11 @@ def l2_penalty(variables):
 
 
 def is_plain_momentum(optimizer):
-    """Plain SGD with momentum (the seed's optimizer), which apply_fused_momentum reproduces exactly."""
-    return (type(optimizer) is keras.optimizers.SGD and optimizer.momentum > 0 and not optimizer.nesterov
+    """Plain SGD with momentum (the seed's optimizer), which apply_fused_momentum reproduces exactly. Not under
+    tf.distribute: the fused kernel would update one copy of the mirrored weights with one replica's gradient, so
+    there the optimizer's own (all-reduced) update runs."""
+    return (not tf.distribute.has_strategy() and type(optimizer) is keras.optimizers.SGD and optimizer.momentum > 0
+            and not optimizer.nesterov
             and not (optimizer.weight_decay or optimizer.clipnorm or optimizer.clipvalue
                      or optimizer.global_clipnorm or optimizer.use_ema)
             and optimizer.gradient_accumulation_steps is None)

@@ -9,10 +9,12 @@ Hyperparameters are the constants right below; edit them here or override them w
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +65,10 @@ REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
 VALIDATION_BATCH_SIZE = 4096  # rows per validation batch; validation only reads, so larger batches only add speed
+# Scaling out: 'none', 'mirrored' (the local GPUs, or DEVICES logical CPU devices) or 'multi-worker' (machines named
+# in the TF_CONFIG environment variable). BATCH_SIZE stays the global batch: the same steps as on one device.
+DISTRIBUTE = "none"
+DEVICES = 0  # with 'mirrored': split the CPU into this many logical devices (testing without GPUs); 0: the GPUs
 PRECISION = "auto"  # 'float32', 'bfloat16' (bfloat16 compute, float32 weights) or 'auto': bfloat16 where the hardware
 # multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere
 # Files and logging.
@@ -99,6 +105,7 @@ CHOICES = {
     "dataset": list(data_processor.DATASETS),
     "split": data_processor.SPLITS,
     "time_window": list(data_processor.TIME_WINDOWS),
+    "distribute": ["none", "mirrored", "multi-worker"],
 }
 # What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
 RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "optimizer", "layers", "activation",
@@ -152,6 +159,8 @@ def parse_config(argv=None, preset=None):
     add("--training-path", choices=CHOICES["training_path"], default=TRAINING_PATH)
     add("--validation-batch-size", type=int, default=VALIDATION_BATCH_SIZE)
     add("--precision", choices=CHOICES["precision"], default=PRECISION)
+    add("--distribute", choices=CHOICES["distribute"], default=DISTRIBUTE, help="train on several devices/machines")
+    add("--devices", type=int, default=DEVICES, help="--distribute mirrored: logical CPU devices (0: the GPUs)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
     preset = preset or parser.parse_known_args(argv)[0].preset
@@ -200,6 +209,8 @@ def validate_config(config):
     require(config["l2_encode"] >= 0, "--l2-encode", "a number >= 0, e.g. 0.001")
     require(config["l2_decode"] >= 0, "--l2-decode", "a number >= 0, e.g. 0.001")
     require(config["repeats"] >= 1, "--repeats", "a positive integer, e.g. 5")
+    require(config["devices"] >= 0 and (config["devices"] == 0 or config["distribute"] == "mirrored"), "--devices",
+            "a number of logical CPU devices >= 0, with --distribute mirrored")
     fill = str(config["input_fill"])
     require(fill in ("zero", "mean") or fill.replace(".", "", 1).isdigit(), "--input-fill",
             "'zero', 'mean' or a number such as 3")
@@ -240,7 +251,12 @@ def main(argv=None):
 def run(config, data=None):
     """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
     metrics); metrics is None when nothing was evaluated."""
-    results_dir = prepare_results_dir(config["results_dir"])
+    import distribute
+
+    strategy = distribute.make_strategy(config["distribute"], config["devices"])  # before any TensorFlow work
+    chief = distribute.is_chief()
+    # Only the chief writes results; other workers write into a temporary folder that nobody reads.
+    results_dir = prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
     prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
                                            config["split_seed"], config["orientation"], config["time_window"], data)
     split = prepared["split"]
@@ -248,9 +264,10 @@ def run(config, data=None):
           f"{len(split['val']):,}/{len(split['test']):,} ratings")
     record = run_record(config, prepared["data"], results_dir)
     precision = resolve_precision(config["precision"])
-    model = build_model(config, prepared, precision)
-    train_inputs, train_data, val_data = training_batches(config, prepared)
-    outcome = train(config, model, train_data, val_data, results_dir, record)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_model(config, prepared, precision)
+    train_inputs, train_data, val_data, steps = training_batches(config, prepared, strategy)
+    outcome = train(config, model, train_data, val_data, steps, results_dir, record, chief)
     if outcome is None:
         return 130, None
     history, train_seconds, diverged, initial_epoch = outcome
@@ -344,21 +361,33 @@ def build_model(config, prepared, precision):
         optimizer = keras.optimizers.Adam(config["learning_rate"])
     network.compile(optimizer=optimizer, jit_compile=False)  # XLA measured slower than oneDNN's kernels on CPU
     network.build()
+    optimizer.build(network.trainable_variables)  # its state too, inside a tf.distribute scope where there is one
     return network
 
 
-def training_batches(config, prepared):
+def training_batches(config, prepared, strategy=None):
     """The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
     training, the validation ratings when validating (and the test ratings when testing). The fast path keeps all
     of them sparse; the dense path (the plain reference) feeds dense arrays. Returns (the input matrix, the
-    training batches, the validation batches)."""
+    training batches, the validation batches, the steps of an epoch or None for all batches). Under tf.distribute
+    each global batch is cut into per-replica slices, and the training batches come from one endless iterator that
+    sees the shuffles one device sees: Keras' fit starts a fresh pass over a finite dataset twice per epoch (the
+    second at the end of the epoch, unused), so one device trains on every other shuffle, and so does this."""
     train_inputs, train_targets, val_targets = prepared["train"], prepared["train"], prepared["val"]
     if config["training_path"] == "dense":
         train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
         train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
     train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
     val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
-    return train_inputs, train_data, val_data
+    if not strategy:
+        return train_inputs, train_data, val_data, None
+    import distribute
+
+    steps = -(-train_inputs.shape[0] // config["batch_size"])
+    every_other_shuffle = train_data.repeat().enumerate().filter(lambda index, batch: index // steps % 2 == 0)
+    train_data = every_other_shuffle.map(lambda index, batch: batch)
+    return (train_inputs, distribute.distribute_batches(strategy, train_data),
+            distribute.distribute_batches(strategy, val_data), steps)
 
 
 def row_batches(inputs, targets, batch_size, shuffle_seed=None):
@@ -379,7 +408,7 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def train(config, model, train_data, val_data, results_dir, record):
+def train(config, model, train_data, val_data, steps, results_dir, record, chief=True):
     """Fit with checkpoints, early stopping, the learning-rate schedule and CometML; resume if asked. Returns
     (history, seconds, diverged, first epoch of this session), or None when interrupted (the checkpoint stays)."""
     import keras
@@ -396,7 +425,7 @@ def train(config, model, train_data, val_data, results_dir, record):
         clear_previous_run(results_dir)
     history = checkpoint.history
 
-    comet = training.CometLogger(COMET_PROJECT, results_dir)
+    comet = training.CometLogger(COMET_PROJECT if chief else None, results_dir)
     comet.log_parameters({key: str(value) for key, value in record.items()})
     summary_lines = []
     model.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
@@ -418,7 +447,7 @@ def train(config, model, train_data, val_data, results_dir, record):
     started = time.perf_counter()
     try:
         model.fit(train_data, epochs=config["epochs"], initial_epoch=initial_epoch, validation_data=val_data,
-                  callbacks=callbacks, verbose=2, shuffle=False)  # row_batches shuffles
+                  steps_per_epoch=steps, callbacks=callbacks, verbose=2, shuffle=False)  # row_batches shuffles
     except KeyboardInterrupt:
         print(f"\nInterrupted after {len(history)} finished epochs. The checkpoint of epoch {len(history)} is in "
               f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} "

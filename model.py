@@ -49,21 +49,33 @@ def row_squared_errors(y_true, y_pred, clip=None):
     return squared_error, tf.reduce_sum(mask, axis=-1)
 
 
+def replica_sum(value):
+    """The sum of `value` over the replicas of a tf.distribute strategy; the value itself on one device."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
 def masked_rmse(y_true, y_pred, clip=None):
     """The seed's loss: per row, RMSE over that row's known ratings; averaged over the rows that have any.
-    With clip=(low, high) it is the seed's reported metric, masked_rmse_clip."""
+    With clip=(low, high) it is the seed's reported metric, masked_rmse_clip. Under tf.distribute, a replica's
+    share: its rows' sum divided by the rows of the whole global batch (summed over replicas)."""
     squared_error, count = row_squared_errors(y_true, y_pred, clip)
     has_ratings = count > 0
     # tf.where keeps rows without ratings out of both the value and the gradient (sqrt'(0) is infinite).
     row_mse = tf.where(has_ratings, squared_error / tf.maximum(count, 1.0), tf.ones_like(count))
     row_rmse = tf.where(has_ratings, tf.sqrt(row_mse), tf.zeros_like(count))
-    return tf.reduce_sum(row_rmse) / tf.maximum(tf.reduce_sum(tf.cast(has_ratings, tf.float32)), 1.0)
+    rows = replica_sum(tf.reduce_sum(tf.cast(has_ratings, tf.float32)))
+    return tf.reduce_sum(row_rmse) / tf.maximum(tf.stop_gradient(rows), 1.0)
 
 
 def masked_mse(y_true, y_pred, clip=None):
-    """The paper's loss (MMSE): mean squared error over all known ratings of the batch."""
+    """The paper's loss (MMSE): mean squared error over all known ratings of the batch (under tf.distribute, a
+    replica's share: its squared errors divided by the known ratings of the whole global batch)."""
     squared_error, count = row_squared_errors(y_true, y_pred, clip)
-    return tf.reduce_sum(squared_error) / tf.maximum(tf.reduce_sum(count), 1.0)
+    ratings = replica_sum(tf.reduce_sum(count))
+    return tf.reduce_sum(squared_error) / tf.maximum(tf.stop_gradient(ratings), 1.0)
 
 
 LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
@@ -139,6 +151,10 @@ class DeepAutoEncoder(keras.Model):
             layer.build((None, size))
             size = layer.tied_to.kernel.shape[0] if isinstance(layer, TiedDense) else layer.units
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to do: build() makes every weight up front. (Under tf.distribute, Keras' own version averages a
+        data batch across the replicas, which fails for the fast path's SparseTensor batches.)"""
+
     def encode(self, inputs, training=False):
         hidden = self.input_noise(inputs, training=training)
         for layer in self.encoder:
@@ -168,10 +184,14 @@ class DeepAutoEncoder(keras.Model):
 
     def penalised_loss(self, targets, outputs):
         """The masked loss plus the L2 penalties: Keras' regularisers on the dense path, the same sum in one pass on
-        the fast path."""
+        the fast path. Under tf.distribute this is one replica's share: the optimizer sums the replicas'
+        gradients, so each counts the penalty once divided by the number of replicas."""
         if isinstance(targets, tf.SparseTensor):
-            return self.masked_loss(targets, outputs) + fast_path.l2_penalty(self.trainable_variables)
-        return self.masked_loss(targets, outputs) + tf.add_n(self.losses or [tf.constant(0.0)])
+            penalty = fast_path.l2_penalty(self.trainable_variables)
+        else:
+            penalty = tf.add_n(self.losses or [tf.constant(0.0)])
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        return self.masked_loss(targets, outputs) + penalty / replicas
 
     def loss_and_gradients(self, inputs, targets):
         """One forward and backward pass. Returns the loss, the gradients, the outputs (dense, or at the known
@@ -208,12 +228,17 @@ class DeepAutoEncoder(keras.Model):
         return self.track(loss, masked_rmse(targets, outputs, clip=self.rating_scale), inputs)
 
     def track(self, loss, clipped_rmse, inputs):
-        """Epoch means of the batch values, weighted by the batch's number of rows."""
+        """Epoch means of the batch values, weighted by the batch's number of rows (under tf.distribute, the
+        replicas' shares summed into the global batch's values, the same on every replica)."""
         batch_rows = tf.cast(inputs.dense_shape[0] if isinstance(inputs, tf.SparseTensor) else tf.shape(inputs)[0],
                              tf.float32)
-        self.loss_tracker.update_state(loss, sample_weight=batch_rows)
-        self.rmse_tracker.update_state(clipped_rmse, sample_weight=batch_rows)
-        return {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result()}
+        self.loss_tracker.update_state(replica_sum(loss), sample_weight=replica_sum(batch_rows))
+        self.rmse_tracker.update_state(replica_sum(clipped_rmse), sample_weight=replica_sum(batch_rows))
+        logs = {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 reduces multi-worker logs along axis 0, which a scalar lacks (tensorflow/tensorflow#72388).
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     @property
     def metrics(self):

@@ -57,8 +57,9 @@ class Checkpoint(keras.callbacks.Callback):
             self.diverged = True
             self.model.stop_training = True
             return
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)  # also a mirrored variable
         self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
-                             "learning_rate": float(self.model.optimizer.learning_rate),
+                             "learning_rate": float(learning_rate),
                              "seconds": round(time.perf_counter() - self.epoch_started, 3)})
         signals = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, signals)
