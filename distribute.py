@@ -12,6 +12,10 @@ import os
 COLLECTIVE_TIMEOUT_SECONDS = 120  # a worker that dies stops the others with an error after this long
 
 
+class WorkerFailure(Exception):
+    """A collective operation failed: another worker died or cannot be reached."""
+
+
 @functools.cache  # once per process: logical devices cannot change once TensorFlow has started
 def make_strategy(kind, devices):
     """None for 'none'; 'mirrored' over the local GPUs, or over `devices` logical CPU devices (for testing on a

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse
 
 import data_processor
+import distribute
 import metrics
 import utils
 
@@ -243,6 +244,9 @@ def main(argv=None):
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except distribute.WorkerFailure as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -251,8 +255,6 @@ def main(argv=None):
 def run(config, data=None):
     """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
     metrics); metrics is None when nothing was evaluated."""
-    import distribute
-
     strategy = distribute.make_strategy(config["distribute"], config["devices"])  # before any TensorFlow work
     chief = distribute.is_chief()
     # Only the chief writes results; other workers write into a temporary folder that nobody reads.
@@ -381,8 +383,6 @@ def training_batches(config, prepared, strategy=None):
     val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
     if not strategy:
         return train_inputs, train_data, val_data, None
-    import distribute
-
     steps = -(-train_inputs.shape[0] // config["batch_size"])
     every_other_shuffle = train_data.repeat().enumerate().filter(lambda index, batch: index // steps % 2 == 0)
     train_data = every_other_shuffle.map(lambda index, batch: batch)
@@ -412,6 +412,7 @@ def train(config, model, train_data, val_data, steps, results_dir, record, chief
     """Fit with checkpoints, early stopping, the learning-rate schedule and CometML; resume if asked. Returns
     (history, seconds, diverged, first epoch of this session), or None when interrupted (the checkpoint stays)."""
     import keras
+    import tensorflow as tf
 
     import training
 
@@ -454,6 +455,15 @@ def train(config, model, train_data, val_data, steps, results_dir, record, chief
               f"(and the same other flags).", file=sys.stderr)
         comet.end()
         return None
+    except tf.errors.OpError as error:
+        if config["distribute"] == "none":
+            raise
+        comet.end()
+        raise distribute.WorkerFailure(
+            f"training stopped: a collective operation failed ({type(error).__name__}: {error.message[:300]}); "
+            f"another worker most likely died or cannot be reached (collectives wait at most "
+            f"{distribute.COLLECTIVE_TIMEOUT_SECONDS} s). The checkpoint of epoch {len(history)} in {results_dir} "
+            f"is intact: restart every worker with --resume and the same flags.") from None
     train_seconds = time.perf_counter() - started
     if checkpoint.diverged:
         report_divergence(config, checkpoint, model, results_dir, record)
