@@ -214,7 +214,7 @@ def test_divergence_stops_with_a_message_and_is_recorded(movielens_dir, tmp_path
 def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, signal_number):
     results = tmp_path / "r"
     args = [sys.executable, str(PROJECT_DIR / "main.py"), "--data-dir", str(movielens_dir),
-            "--results-dir", str(results), "--epochs", "400", *TINY]
+            "--results-dir", str(results), "--epochs", "400", "--patience", "400", *TINY]  # no early end
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "COMET_API_KEY": ""})
     deadline = time.time() + 240
