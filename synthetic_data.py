@@ -31,21 +31,25 @@ def draw_ratings(n_users, n_items, n_ratings, seed=0):
     """Distinct (user, item) pairs with skewed popularity and ratings from user and item effects. Returns
     (users, items, ratings on a 0-1 scale of quality), sorted by item then user."""
     rng = np.random.default_rng(seed)
-    item_weight = 1.0 / (np.arange(n_items) + 10.0) ** 0.9
+    item_weight = 1.0 / (np.arange(n_items) + 100.0) ** 0.9  # the top item holds about 0.15% of the ratings
     item_weight = rng.permutation(item_weight / item_weight.sum())
-    user_weight = rng.lognormal(0, 1.0, n_users)
+    user_weight = rng.lognormal(0, 0.8, n_users)
     user_weight /= user_weight.sum()
-    # Every user and every item has at least one rating, as in the real data; then draw, drop repeated pairs and
-    # draw the shortfall again.
+    # Every user and every item has at least one rating, as in the real data.
     every_user = rng.choice(n_items, size=n_users, p=item_weight).astype(np.int64) * n_users + np.arange(n_users)
     every_item = np.arange(n_items, dtype=np.int64) * n_users + rng.choice(n_users, size=n_items, p=user_weight)
     required = np.unique(np.concatenate([every_user, every_item]))
     keys = required
-    while len(keys) < n_ratings:
+    for _ in range(10):  # draw, drop repeated pairs, draw the shortfall again
         missing = n_ratings - len(keys)
-        users = rng.choice(n_users, size=int(missing * 1.05) + 1000, p=user_weight).astype(np.int64)
+        if missing <= 0:
+            break
+        users = rng.choice(n_users, size=int(missing * 1.2) + 1000, p=user_weight).astype(np.int64)
         items = rng.choice(n_items, size=len(users), p=item_weight).astype(np.int64)
         keys = np.unique(np.concatenate([keys, items * n_users + users]))
+    while len(keys) < n_ratings:  # the last few, drawn uniformly, where repeats are rare
+        extra = rng.integers(0, n_users * n_items, size=n_ratings - len(keys) + 1000, dtype=np.int64)
+        keys = np.unique(np.concatenate([keys, extra]))
     extra = np.setdiff1d(keys, required, assume_unique=True)
     keys = np.sort(np.concatenate([required, rng.permutation(extra)[:n_ratings - len(required)]]))
     items, users = np.divmod(keys, n_users)
