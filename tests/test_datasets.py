@@ -13,7 +13,7 @@ import main
 from conftest import PROJECT_DIR, write_ml10m, write_ml100k, write_ml20m, write_movielens, write_netflix
 from data_processor import DataError
 
-ML100K_DIR = Path(os.environ.get("ML100K_DIR", PROJECT_DIR.parent / "shared" / "ml-100k"))
+ML100K_DIR = Path(os.environ.get("ML100K_DIR", PROJECT_DIR / "data" / "ml-100k"))
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
 
 
