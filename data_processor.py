@@ -211,14 +211,14 @@ def bad_line(path, raw, line_number, problem, source_hint):
                     f"delete that line, or {source_hint[0].lower() + source_hint[1:]}")
 
 
-def check_field_counts(path, original, raw, sep, fewest, most, names, source_hint, first_line=1, lines_before=0,
-                       chunk_bytes=1 << 25):
+def check_field_counts(path, original, raw, sep, fewest, most, names, source_hint, first_line=1,
+                       line_of=lambda line: line, chunk_bytes=1 << 25):
     """Every line of `raw` (from `first_line`) must have between `fewest` and `most` `sep`-separated fields.
     Checked on the bytes, in chunks, before any column is interpreted, so that nothing can shift silently; an
-    error quotes the line of `original` (the file before '::' became `sep`; `raw` starts after `lines_before` of
-    its lines)."""
+    error quotes the line of `original` (the file before '::' became `sep`), line_of(n) being the line of
+    `original` that is line n of `raw`."""
     array = np.frombuffer(raw, dtype=np.uint8)
-    start, line_offset = 0, lines_before
+    start, line_offset = 0, 0
     while start < len(array):
         end = min(start + chunk_bytes, len(array))
         end = raw.index(b"\n", end - 1) + 1  # the chunk ends with a whole line (raw ends with a newline)
@@ -229,10 +229,10 @@ def check_field_counts(path, original, raw, sep, fewest, most, names, source_hin
         lengths = np.diff(line_ends, prepend=-1) - 1
         blank = (lengths == 0) | ((lengths == 1) & (chunk[np.maximum(line_ends - 1, 0)] == 13))
         bad = (counts < fewest) | (counts > most) | blank
-        bad[: max(first_line - 1 - (line_offset - lines_before), 0)] = False
+        bad[: max(first_line - 1 - line_offset, 0)] = False
         if bad.any():
             index = int(np.argmax(bad))
-            line_number = line_offset + index + 1
+            line_number = line_of(line_offset + index + 1)
             if blank[index]:
                 bad_line(path, original, line_number, "a blank line", source_hint)
             expected = f"{fewest}" if fewest == most else f"{fewest} or {most}"
@@ -383,40 +383,34 @@ def netflix_files(data_dir):
     return combined or sorted((data_dir / "training_set").glob("mv_*.txt"))
 
 
-def read_netflix(data_dir, files_per_batch=500):
+def read_netflix(data_dir, batch_bytes=1 << 29):
     """Blocks of a 'MovieID:' line followed by 'CustomerID,Rating,YYYY-MM-DD' lines. The header lines are cut out
     and the dates' dashes become commas, so pandas' C parser reads five integer columns; the movie of each line
-    comes from counting the lines of its block. Read a few files at a time to bound memory."""
+    comes from counting the lines of its block. Files are read in batches of about `batch_bytes` to bound memory
+    (one combined_data file, or some hundreds of mv_*.txt files, at a time)."""
     hint = "replace it with the original file of the Netflix Prize data"
     files = netflix_files(data_dir)
     names = ["CustomerID", "Rating", "Year", "Month", "Day"]
     dtypes = {"CustomerID": np.int32, "Rating": np.float32, "Year": np.int16, "Month": np.int8, "Day": np.int8}
+    batches, size = [[]], 0
+    for path in files:
+        if batches[-1] and size + path.stat().st_size > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += path.stat().st_size
     users, items, ratings, days = [], [], [], []
     started = time.perf_counter()
-    batches = [files[first:first + files_per_batch] for first in range(0, len(files), files_per_batch)]
     for number, batch in enumerate(batches, start=1):
-        blocks, movies, counts = [], [], []
+        bodies, movies, counts = [], [], []
         for path in batch:
-            raw = read_bytes(path, hint)
-            headers = [index for index in find_all(raw, b":")]
-            if not headers or not raw[: headers[0]].isdigit():
-                bad_line(path, raw, 1, "the file does not start with a 'MovieID:' line", hint)
-            for position, header in enumerate(headers):
-                line_start = raw.rfind(b"\n", 0, header) + 1
-                movie = raw[line_start:header]
-                if not movie.isdigit() or raw[header + 1:header + 2] not in (b"\n", b"\r"):
-                    bad_line(path, raw, raw[:header].count(b"\n") + 1, "a ':' outside a 'MovieID:' line", hint)
-                block_start = raw.index(b"\n", header) + 1
-                block_end = raw.rfind(b"\n", 0, headers[position + 1]) + 1 if position + 1 < len(headers) \
-                    else len(raw)
-                block = raw[block_start:block_end]
-                check_field_counts(path, raw, block, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint,
-                                   lines_before=raw[:block_start].count(b"\n"))
-                blocks.append(block)
-                movies.append(int(movie))
-                counts.append(block.count(b"\n"))
-        frame = pd.read_csv(io.BytesIO(b"".join(blocks).replace(b"-", b",")), sep=",", header=None, names=names,
+            body, file_movies, file_counts = netflix_blocks(path, read_bytes(path, hint), hint)
+            bodies.append(body)
+            movies += file_movies
+            counts += file_counts
+        frame = pd.read_csv(io.BytesIO(b"".join(bodies).replace(b"-", b",")), sep=",", header=None, names=names,
                             dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False)
+        del bodies
         items.append(np.repeat(np.array(movies, dtype=np.int32), counts))
         users.append(frame["CustomerID"].to_numpy())
         ratings.append(frame["Rating"].to_numpy())
@@ -434,6 +428,33 @@ def read_netflix(data_dir, files_per_batch=500):
                         f"{ratings[row]:g} (ratings are 1-5, ids 1 or more). Fix: {hint}.")
     titles = read_titles(data_dir / "movie_titles.csv", "netflix", ",", maxsplit=2, title_field=2)
     return users, items, ratings, np.concatenate(days), titles
+
+
+def netflix_blocks(path, raw, hint):
+    """One Netflix file without its 'MovieID:' lines: (the rating lines, the movie of each block, the number of
+    lines of each block). Every rating line is checked for its three fields, an error naming the file's line."""
+    headers = find_all(raw, b":")
+    if not headers or not raw[: headers[0]].isdigit():
+        bad_line(path, raw, 1, "the file does not start with a 'MovieID:' line", hint)
+    pieces, movies, counts = [], [], []
+    for position, header in enumerate(headers):
+        line_start = raw.rfind(b"\n", 0, header) + 1
+        movie = raw[line_start:header]
+        if not movie.isdigit() or raw[header + 1:header + 2] not in (b"\n", b"\r"):
+            bad_line(path, raw, raw[:header].count(b"\n") + 1, "a ':' outside a 'MovieID:' line", hint)
+        block_start = raw.index(b"\n", header) + 1
+        block_end = raw.rfind(b"\n", 0, headers[position + 1]) + 1 if position + 1 < len(headers) else len(raw)
+        pieces.append(raw[block_start:block_end])
+        movies.append(int(movie))
+        counts.append(pieces[-1].count(b"\n"))
+    body = b"".join(pieces)
+    block_ends = np.cumsum(counts)
+
+    def line_of(body_line):  # each block's lines follow its header line and all earlier blocks and headers
+        return body_line + int(np.searchsorted(block_ends, body_line)) + 1
+
+    check_field_counts(path, raw, body, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint, line_of=line_of)
+    return body, movies, counts
 
 
 def find_all(raw, byte):
