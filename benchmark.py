@@ -45,7 +45,8 @@ def machine_description():
 
 def prepare(data_dir):
     """Parse + validate + split + the two matrices training uses (the default run's data chain)."""
-    return data_processor.prepare_data("ml-1m", data_dir, "seed", data_processor.SPLIT_SEED, "user")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
+        return data_processor.prepare_data("ml-1m", data_dir, "seed", data_processor.SPLIT_SEED, "user")
 
 
 def prepare_seconds(data_dir):
