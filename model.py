@@ -191,7 +191,7 @@ class DeepAutoEncoder(keras.Model):
         else:
             penalty = tf.add_n(self.losses or [tf.constant(0.0)])
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-        return self.masked_loss(targets, outputs) + penalty / replicas
+        return self.masked_loss(targets, outputs) + (penalty / replicas if replicas > 1 else penalty)
 
     def loss_and_gradients(self, inputs, targets):
         """One forward and backward pass. Returns the loss, the gradients, the outputs (dense, or at the known
