@@ -293,7 +293,17 @@ def validate_ratings(path, raw, first_data_line, user_ids, item_ids, ratings, sc
 # The formats, one reader each. Each returns (user ids, item ids, ratings, timestamps or None, {item id: title});
 # load_dataset indexes them densely.
 
-def read_movielens_ratings(path, sep, replace, header, optional, dataset):
+# How each MovieLens ratings file is laid out: the separator pandas reads (`replace`, the file's own separator, is
+# turned into it first), a header line, and how many trailing fields may be missing (ML-1M's timestamps).
+RATINGS_FORMATS = {"ml-100k": dict(sep="\t", replace=None, header=False, optional=0),
+                   "ml-1m": dict(sep="\t", replace="::", header=False, optional=1),
+                   "ml-10m": dict(sep="\t", replace="::", header=False, optional=0),
+                   "ml-20m": dict(sep=",", replace=None, header=True, optional=0)}
+
+
+def read_movielens_ratings(path, dataset):
+    """(user ids, movie ids, ratings, timestamps or None) of a MovieLens ratings file, validated line by line."""
+    sep, replace, header, optional = RATINGS_FORMATS[dataset].values()
     hint = f"replace it with the file from {DATASETS[dataset]['url']}"
     names = ["UserID", "MovieID", "Rating", "Timestamp"]
     dtypes = {"UserID": np.int64, "MovieID": np.int64, "Rating": np.float32, "Timestamp": np.float64}
@@ -335,26 +345,23 @@ def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, id_f
 
 
 def read_ml100k(data_dir):
-    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "u.data", "\t", None, False, 0, "ml-100k")
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "u.data", "ml-100k")
     return users, items, ratings, timestamps, read_titles(data_dir / "u.item", "ml-100k", "|")
 
 
 def read_ml1m(data_dir):
-    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "\t", "::", False, 1,
-                                                               "ml-1m")
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "ml-1m")
     check_ml1m_users(data_dir, users)
     return users, items, ratings, timestamps, read_titles(data_dir / "movies.dat", "ml-1m", "::", fields=3)
 
 
 def read_ml10m(data_dir):
-    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "\t", "::", False, 0,
-                                                               "ml-10m")
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.dat", "ml-10m")
     return users, items, ratings, timestamps, read_titles(data_dir / "movies.dat", "ml-10m", "::", fields=3)
 
 
 def read_ml20m(data_dir):
-    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.csv", ",", None, True, 0,
-                                                               "ml-20m")
+    users, items, ratings, timestamps = read_movielens_ratings(data_dir / "ratings.csv", "ml-20m")
     titles = read_titles(data_dir / "movies.csv", "ml-20m", "csv", header=True, fields=3)
     return users, items, ratings, timestamps, titles
 
@@ -591,7 +598,7 @@ def official_split(data, split, seed):
         if not path.exists():
             raise DataError(f"{path} not found: --split {split} needs ML-100K's official split files. "
                             f"Fix: {hint}.")
-        users, items, _, _ = read_movielens_ratings(path, "\t", None, False, 0, "ml-100k")
+        users, items, _, _ = read_movielens_ratings(path, "ml-100k")
         user_index = np.searchsorted(data["user_ids"], users)
         item_index = np.searchsorted(data["item_ids"], items)
         known = (user_index < data["n_users"]) & (item_index < data["n_items"])

@@ -40,10 +40,10 @@ def test_huge_ids_are_indexed_densely(tmp_path):
 
 
 def test_lines_without_timestamp_give_the_same_ratings(tmp_path):
-    with_time = data_processor.read_movielens_ratings(write_movielens(tmp_path / "a", timestamps=True) / "ratings.dat",
-                                                      "\t", "::", False, 1, "ml-1m")
-    without_time = data_processor.read_movielens_ratings(write_movielens(tmp_path / "b", timestamps=False) / "ratings.dat",
-                                                         "\t", "::", False, 1, "ml-1m")
+    with_time = data_processor.read_movielens_ratings(
+        write_movielens(tmp_path / "a", timestamps=True) / "ratings.dat", "ml-1m")
+    without_time = data_processor.read_movielens_ratings(
+        write_movielens(tmp_path / "b", timestamps=False) / "ratings.dat", "ml-1m")
     for left, right in zip(with_time[:3], without_time[:3]):
         np.testing.assert_array_equal(left, right)
     assert with_time[3] is not None and without_time[3] is None
@@ -65,7 +65,7 @@ def test_each_malformed_ratings_line_is_named(tmp_path, bad_line, words):
     path = tmp_path / "ratings.dat"
     path.write_text(f"1::5::3::978300000\n2::5::4::978300001\n{bad_line}\n4::1::2::978300002\n")
     with pytest.raises(DataError) as error:
-        data_processor.read_movielens_ratings(path, "\t", "::", False, 1, "ml-1m")
+        data_processor.read_movielens_ratings(path, "ml-1m")
         data_processor.load_dataset("ml-1m", tmp_path)  # the duplicate is found once the ids are indexed
     message = str(error.value)
     assert str(path) in message
@@ -77,7 +77,7 @@ def test_empty_and_utf16_files_are_refused(tmp_path):
     empty = tmp_path / "ratings.dat"
     empty.write_text("")
     with pytest.raises(DataError, match="is empty"):
-        data_processor.read_movielens_ratings(empty, "\t", "::", False, 1, "ml-1m")
+        data_processor.read_movielens_ratings(empty, "ml-1m")
     utf16 = tmp_path / "movies.dat"
     utf16.write_text("1::Toy Story (1995)::Animation\n", encoding="utf-16")
     with pytest.raises(DataError, match="not latin-1"):
