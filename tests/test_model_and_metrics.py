@@ -89,7 +89,8 @@ def test_l2_penalties_use_encode_and_decode_strengths():
 
 def test_fast_l2_penalty_equals_keras_regularisers():
     model = small_model(l2_encode=0.5, l2_decode=0.25)
-    assert float(fast_path.l2_penalty(model.trainable_variables)) == pytest.approx(float(tf.add_n(model.losses)), rel=1e-6)
+    expected = float(tf.add_n(model.losses))
+    assert float(fast_path.l2_penalty(model.trainable_variables)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_fused_momentum_update_equals_keras_sgd():
