@@ -315,7 +315,7 @@ def read_movielens_ratings(path, dataset):
     return users, items, ratings, None if np.isnan(timestamps).any() else timestamps.astype(np.int64)
 
 
-def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, id_field=0, title_field=1):
+def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, title_field=1):
     """{MovieID: title} from a movies file, or {} with a warning if it is missing (titles only label
     recommendations). sep 'csv' reads quoted CSV (ML-20M, commas inside titles); `maxsplit` keeps commas in
     Netflix's titles, which come last; `fields`, where given, is the exact number of fields of every line (the
@@ -338,7 +338,7 @@ def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, id_f
         if (fields and len(row) != fields) or len(row) <= title_field:
             bad_line(path, raw, number, f"{len(row)} fields where {fields or title_field + 1} are expected", hint)
         try:
-            titles[int(row[id_field])] = row[title_field].strip()
+            titles[int(row[0])] = row[title_field].strip()
         except ValueError:
             bad_line(path, raw, number, "MovieID is not an integer", hint)
     return titles

@@ -37,10 +37,10 @@ def make_strategy(kind, devices):
 def is_chief():
     """Whether this process writes results: always on one machine; under TF_CONFIG the chief, or worker 0 when
     the cluster names no chief."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
     if not task:
         return True
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
     if "chief" in cluster:
         return task.get("type") == "chief"
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0

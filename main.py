@@ -108,10 +108,11 @@ CHOICES = {
     "time_window": list(data_processor.TIME_WINDOWS),
     "distribute": ["none", "mirrored", "multi-worker"],
 }
+# The model's hyperparameters: the keys of the configuration passed to DeepAutoEncoder (and saved by its get_config).
+MODEL_KEYS = ["layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
+              "input_dropout", "refeed_steps", "loss"]
 # What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
-RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "optimizer", "layers", "activation",
-               "last_activation", "dropout", "l2_encode", "l2_decode", "constrained", "input_dropout",
-               "refeed_steps", "loss"]
+RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "optimizer", *MODEL_KEYS, "data_files"]
 # The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
 RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
              "predictions.tsv", "summary.json", "checkpoint.json", "checkpoint.weights.h5"]
@@ -356,7 +357,7 @@ def build_model(config, prepared, precision):
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     low, high, _ = prepared["data"]["scale"]
     network = model_module.DeepAutoEncoder(prepared["shape"][1], (low, high),
-                                           **{key: config[key] for key in model_module.HYPERPARAMETERS})
+                                           **{key: config[key] for key in MODEL_KEYS})
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
     else:
@@ -416,7 +417,7 @@ def train(config, model, train_data, val_data, steps, results_dir, record, chief
 
     import training
 
-    checkpoint = training.Checkpoint(results_dir, {key: record[key] for key in RESUME_KEYS + ["data_files"]})
+    checkpoint = training.Checkpoint(results_dir, {key: record[key] for key in RESUME_KEYS})
     initial_epoch = 0
     if config["resume"]:
         resume_from(checkpoint, model, results_dir)
@@ -479,10 +480,10 @@ def resume_from(checkpoint, model, results_dir):
         raise ConfigError(f"--resume: no checkpoint in {results_dir}. Fix: run without --resume, or point "
                           f"--results-dir at the folder of the interrupted run.")
     saved = checkpoint.saved_config()
-    differing = [key for key in RESUME_KEYS + ["data_files"] if saved.get(key) != checkpoint.run_config[key]]
+    differing = [key for key in RESUME_KEYS if saved.get(key) != checkpoint.run_config[key]]
     if differing:
-        details = "; ".join(f"--{key.replace('_', '-')} was {saved.get(key)!r}, now {checkpoint.run_config[key]!r}"
-                            for key in differing)
+        details = "; ".join(f"{'the data files' if key == 'data_files' else '--' + key.replace('_', '-')} was "
+                            f"{saved.get(key)!r}, now {checkpoint.run_config[key]!r}" for key in differing)
         raise ConfigError(f"--resume: the checkpoint in {results_dir} belongs to a run with other settings "
                           f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
                           f"(which starts afresh in that folder) or with another --results-dir.")
@@ -563,6 +564,9 @@ def raise_keyboard_interrupt(signum, frame):
 # ----------------------------------------------------------------------------------------------------------------
 # Repeated runs and the comparison of presets and baselines.
 
+SUMMARY_KEYS = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
+
+
 def run_repeats(config):
     """--repeats N: the same configuration on N splits, each in results-dir/run-<i>; summary.json holds the mean
     and standard deviation of the test metrics and every run's figures."""
@@ -587,8 +591,6 @@ def run_repeats(config):
           f"(summary.json in {results_dir})")
     return 0
 
-
-SUMMARY_KEYS = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
 
 
 def summarise(runs):

@@ -15,11 +15,6 @@ import tensorflow as tf
 
 import fast_path
 
-# The model's hyperparameters: main.py passes these keys of its configuration, get_config saves them.
-HYPERPARAMETERS = ("layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
-                   "input_dropout", "refeed_steps", "loss")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Masked losses. A rating of 0 means unknown.
 

@@ -85,7 +85,7 @@ def test_resume_with_other_layers_is_refused(tmp_path, capsys):
     results = tmp_path / "r"
     assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "2", *TINY]) == 0
     state = {"epoch": 1, "history": [], "config": {**json.loads((results / "config.json").read_text())}}
-    state["config"] = {key: state["config"][key] for key in main.RESUME_KEYS + ["data_files"]}
+    state["config"] = {key: state["config"][key] for key in main.RESUME_KEYS}
     (results / "checkpoint.json").write_text(json.dumps(state))
     (results / "checkpoint.weights.h5").write_bytes(b"")
     status, output = run_main(capsys, folder, results, "--resume", "--epochs", "3", *TINY[:1], "32,8,32",
