@@ -141,7 +141,7 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
     load_seconds = time.perf_counter() - started
     config = main.parse_config(["--epochs", "1", "--precision", "float32"])
     network = main.build_model(config, prepared, "float32")
-    _, train_data, _, _ = main.training_batches(config, prepared)
+    train_data, _, _ = main.training_batches(config, prepared)
     batches = math.ceil(prepared["shape"][0] / config["batch_size"])
     timed = max(2, math.ceil(batches * epoch_fraction))
     network.fit(train_data.take(1), epochs=1, verbose=0, shuffle=False)  # tracing, not timed

@@ -48,6 +48,7 @@ def load_run(results_dir):
             f"data, or train a new model on this one.")
     import keras
 
+    import kernel_model  # registers KernelAutoEncoder with Keras
     import model  # registers DeepAutoEncoder with Keras
 
     network = keras.models.load_model(results_dir / "model.keras")
@@ -64,7 +65,7 @@ def main_evaluate(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     orientation, data = config["orientation"], prepared["data"]
-    result = main.evaluate(network, prepared["train"], prepared, orientation)
+    result = main.evaluate(network, prepared, orientation)
     print(f"Test masked RMSE (seed metric, per-user): {result['test_masked_rmse']:.4f}")
     print(f"Test RMSE (global, literature metric):     {result['test_rmse']:.4f}")
     print(f"Validation RMSE (global):                  {result['val_rmse']:.4f}")
@@ -75,7 +76,8 @@ def main_evaluate(argv=None):
     test = prepared["split"]["test"]
     users, items, ratings = data["users"][test], data["items"][test], data["ratings"][test]
     rows, cols = (users, items) if orientation == "user" else (items, users)
-    predicted = np.clip(metrics.predict_at(network, prepared["train"], rows, cols), *data["scale"][:2])
+    predicted = np.clip(metrics.predict_at(network, network.input_matrix(prepared["train"]), rows, cols),
+                        *data["scale"][:2])
     lines = ["UserID\tMovieID\tactual\tpredicted"] + [
         f"{user}\t{item}\t{actual:g}\t{guess:.4f}"
         for user, item, actual, guess in zip(data["user_ids"][users], data["item_ids"][items], ratings, predicted)]

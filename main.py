@@ -10,6 +10,7 @@ Hyperparameters are the constants right below; edit them here or override them w
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -54,6 +55,18 @@ REFEED_STEPS = 0  # dense re-feeding: extra steps per batch on the network's own
 LR_SCHEDULE = "none"  # 'none', 'step' (halve at LR_STEP_EPOCHS, as NVIDIA's reference) or 'plateau' (halve on a stall)
 LR_STEP_EPOCHS = [24, 36, 48, 66, 72]
 SEED = 42  # weights, dropout and batch order
+# Kernelised sparse layers (Sparse FC, Muller et al. 2018) and GLocal-K's global kernel (Han et al. 2021), presets
+# sparsefc and glocalk: full-batch L-BFGS (lbfgs.py); LAYERS and ACTIVATION give the hidden layers, EPOCHS and
+# EARLY_STOPPING_* the first stage, whose epochs are LBFGS_ITERATIONS iterations each.
+MODEL = "deep"  # 'deep' (model.py, trained by Keras' fit) or 'kernel' (kernel_model.py, trained by lbfgs.py)
+KERNEL_DIM = 5  # size of each unit's embedding; units farther apart than 1 are not connected
+LAMBDA_2 = 70.0  # L2 on the weights W (the objective is 1/2 * the summed squared errors plus the penalties)
+LAMBDA_S = 0.018  # L2 on the kernel values, which drives them to zero (sparsity)
+LBFGS_ITERATIONS = 50  # L-BFGS iterations per epoch; every epoch ends with validation
+GLOBAL_KERNEL_SIZE = 0  # side of GLocal-K's global convolution kernel (3); 0: none (Sparse FC)
+DOT_SCALE = 0.5  # GLocal-K's scale of the global kernel
+FINETUNE_EPOCHS = 30  # GLocal-K's second stage, with the global kernel, from the first stage's best weights
+FINETUNE_ITERATIONS = 10  # L-BFGS iterations per fine-tuning epoch
 # Data and protocol.
 DATASET = "ml-1m"  # 'ml-100k', 'ml-1m', 'ml-10m', 'ml-20m' or 'netflix'
 DATA_DIR = None  # the data set's folder; None: $MOVIELENS_DIR for ml-1m, else data/<data set>, downloaded there
@@ -90,6 +103,21 @@ PRESETS = {
         orientation="item", layers=[1000], activation="sigmoid", last_activation="linear", dropout=0.0,
         loss="masked_mse", optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=1e-4, l2_decode=1e-4,
         lr_schedule="plateau", epochs=200, patience=8),
+    "sparsefc": dict(  # Sparse FC (Muller et al. 2018): item rows, two kernelised sigmoid layers of 500 units, unit
+        # embeddings of size 5, full-batch L-BFGS; GLocal-K's values of lambda (its pre-training is this network)
+        model="kernel", orientation="item", layers=[500, 500], activation="sigmoid", kernel_dim=5, lambda_2=70.0,
+        lambda_s=0.018, global_kernel_size=0, epochs=20, lbfgs_iterations=50, patience=5),
+    "glocalk": dict(  # GLocal-K (Han et al. 2021): sparsefc pre-trained, then fine-tuned with a 3x3 global kernel
+        model="kernel", orientation="item", layers=[500, 500], activation="sigmoid", kernel_dim=5, lambda_2=70.0,
+        lambda_s=0.018, global_kernel_size=3, dot_scale=0.5, epochs=20, lbfgs_iterations=50, finetune_epochs=30,
+        finetune_iterations=10, patience=5),
+}
+# The papers tune the kernel networks per data set: these values replace a preset's on that data set (GLocal-K's
+# published settings for ML-100K; the presets above hold its ML-1M ones).
+PRESET_DATASET_VALUES = {
+    ("sparsefc", "ml-100k"): dict(lambda_2=20.0, lambda_s=0.006, epochs=30, lbfgs_iterations=5),
+    ("glocalk", "ml-100k"): dict(lambda_2=20.0, lambda_s=0.006, dot_scale=1.0, epochs=30, lbfgs_iterations=5,
+                                 finetune_epochs=60, finetune_iterations=5),
 }
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -107,15 +135,21 @@ CHOICES = {
     "split": data_processor.SPLITS,
     "time_window": list(data_processor.TIME_WINDOWS),
     "distribute": ["none", "mirrored", "multi-worker"],
+    "model": ["deep", "kernel"],
 }
 # The model's hyperparameters: the keys of the configuration passed to DeepAutoEncoder (and saved by its get_config).
 MODEL_KEYS = ["layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
               "input_dropout", "refeed_steps", "loss"]
+# The same for KernelAutoEncoder (--model kernel).
+KERNEL_MODEL_KEYS = ["layers", "activation", "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale"]
 # What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
-RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "optimizer", *MODEL_KEYS, "data_files"]
+RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "model", "optimizer", *MODEL_KEYS,
+               "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale", "lbfgs_iterations",
+               "finetune_iterations", "data_files"]
 # The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
 RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
-             "predictions.tsv", "summary.json", "checkpoint.json", "checkpoint.weights.h5"]
+             "predictions.tsv", "summary.json", "checkpoint.json", "checkpoint.weights.h5",
+             "checkpoint-best.weights.h5"]
 
 
 class ConfigError(Exception):
@@ -151,6 +185,17 @@ def parse_config(argv=None, preset=None):
     add("--refeed-steps", type=int, default=REFEED_STEPS, help="dense re-feeding steps per batch (0 = off)")
     add("--lr-schedule", choices=CHOICES["lr_schedule"], default=LR_SCHEDULE)
     add("--seed", type=int, default=SEED, help="weights, dropout and batch order")
+    add("--model", choices=CHOICES["model"], default=MODEL, help="'kernel': kernelised layers trained by L-BFGS")
+    add("--kernel-dim", type=int, default=KERNEL_DIM, help="--model kernel: size of each unit's embedding")
+    add("--lambda-2", type=float, default=LAMBDA_2, help="--model kernel: L2 on the weights")
+    add("--lambda-s", type=float, default=LAMBDA_S, help="--model kernel: L2 on the kernel values (sparsity)")
+    add("--lbfgs-iterations", type=int, default=LBFGS_ITERATIONS, help="--model kernel: L-BFGS iterations per epoch")
+    add("--global-kernel-size", type=int, default=GLOBAL_KERNEL_SIZE,
+        help="--model kernel: side of GLocal-K's global kernel (0: none)")
+    add("--dot-scale", type=float, default=DOT_SCALE, help="--model kernel: scale of the global kernel")
+    add("--finetune-epochs", type=int, default=FINETUNE_EPOCHS, help="--global-kernel-size: fine-tuning epochs")
+    add("--finetune-iterations", type=int, default=FINETUNE_ITERATIONS,
+        help="--global-kernel-size: L-BFGS iterations per fine-tuning epoch")
     add("--dataset", choices=CHOICES["dataset"], default=DATASET)
     add("--data-dir", default=DATA_DIR,
         help="the data set's folder (default: $MOVIELENS_DIR for ml-1m, else data/<data set>)")
@@ -165,8 +210,9 @@ def parse_config(argv=None, preset=None):
     add("--devices", type=int, default=DEVICES, help="--distribute mirrored: logical CPU devices (0: the GPUs)")
     add("--results-dir", type=Path, default=RESULTS_DIR)
     add("--resume", action="store_true", help="continue the interrupted run whose checkpoint is in --results-dir")
-    preset = preset or parser.parse_known_args(argv)[0].preset
-    parser.set_defaults(**PRESETS[preset])
+    known = parser.parse_known_args(argv)[0]
+    preset = preset or known.preset
+    parser.set_defaults(**{**PRESETS[preset], **PRESET_DATASET_VALUES.get((preset, known.dataset), {})})
     config = {**vars(parser.parse_args(argv)), "preset": preset}
     config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     validate_config(config)
@@ -211,6 +257,15 @@ def validate_config(config):
     require(config["l2_encode"] >= 0, "--l2-encode", "a number >= 0, e.g. 0.001")
     require(config["l2_decode"] >= 0, "--l2-decode", "a number >= 0, e.g. 0.001")
     require(config["repeats"] >= 1, "--repeats", "a positive integer, e.g. 5")
+    require(config["kernel_dim"] > 0, "--kernel-dim", "a positive integer, e.g. 5")
+    require(config["lambda_2"] >= 0, "--lambda-2", "a number >= 0, e.g. 70")
+    require(config["lambda_s"] >= 0, "--lambda-s", "a number >= 0, e.g. 0.018")
+    require(config["lbfgs_iterations"] > 0, "--lbfgs-iterations", "a positive integer, e.g. 50")
+    require(config["global_kernel_size"] >= 0, "--global-kernel-size", "0 (none) or a kernel side such as 3")
+    require(config["finetune_epochs"] > 0, "--finetune-epochs", "a positive integer, e.g. 30")
+    require(config["finetune_iterations"] > 0, "--finetune-iterations", "a positive integer, e.g. 10")
+    require(config["model"] == "deep" or config["distribute"] == "none", "--distribute",
+            "'none' with --model kernel (full-batch L-BFGS runs on one device)")
     require(config["devices"] >= 0 and (config["devices"] == 0 or config["distribute"] == "mirrored"), "--devices",
             "a number of logical CPU devices >= 0, with --distribute mirrored")
     fill = str(config["input_fill"])
@@ -266,18 +321,25 @@ def run(config, data=None):
     print(f"Split {config['split']} (seed {config['split_seed']}): train/val/test {len(split['train']):,}/"
           f"{len(split['val']):,}/{len(split['test']):,} ratings")
     record = run_record(config, prepared["data"], results_dir)
-    precision = resolve_precision(config["precision"])
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_model(config, prepared, precision)
-    train_inputs, train_data, val_data, steps = training_batches(config, prepared, strategy)
-    outcome = train(config, model, train_data, val_data, steps, results_dir, record, chief)
+    if config["model"] == "kernel":  # kernelised layers, full-batch L-BFGS, float32
+        precision = "float32"
+        model = build_kernel_model(config, prepared)
+        outcome = train_full_batch(config, model, prepared, results_dir, record)
+    else:
+        precision = resolve_precision(config["precision"])
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(config, prepared, precision)
+        train_data, val_data, steps = training_batches(config, prepared, strategy)
+        outcome = train(config, model, train_data, val_data, steps, results_dir, record, chief)
     if outcome is None:
         return 130, None
     history, train_seconds, diverged, initial_epoch = outcome
     if diverged and not history:
         return 1, None
 
-    result = {"diverged": diverged, **evaluate(model, train_inputs, prepared, config["orientation"])}
+    result = {"diverged": diverged, **evaluate(model, prepared, config["orientation"])}
+    if config["model"] == "kernel":
+        result["pre_training"] = evaluate_pre_training(config, model, prepared)
     result.update({
         "epochs": len(history), "train_seconds": round(train_seconds, 2),
         "seconds_per_epoch": round(train_seconds / max(len(history) - initial_epoch, 1), 4),
@@ -285,7 +347,7 @@ def run(config, data=None):
         "n_train": len(split["train"]), "n_val": len(split["val"]), "n_test": len(split["test"]),
         "precision": precision, "config": record,
     })
-    save_results(results_dir, model, result, history, prepared["data"], config["loss"])
+    save_results(results_dir, model, result, history, prepared["data"], config)
     print(f"\nTest masked RMSE (seed metric, per-user): {result['test_masked_rmse']:.4f}")
     print(f"Test RMSE (global, literature metric):     {result['test_rmse']:.4f}")
     if result["test_ndcg_at_10"] is not None:
@@ -371,8 +433,8 @@ def build_model(config, prepared, precision):
 def training_batches(config, prepared, strategy=None):
     """The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
     training, the validation ratings when validating (and the test ratings when testing). The fast path keeps all
-    of them sparse; the dense path (the plain reference) feeds dense arrays. Returns (the input matrix, the
-    training batches, the validation batches, the steps of an epoch or None for all batches). Under tf.distribute
+    of them sparse; the dense path (the plain reference) feeds dense arrays. Returns (the training batches, the
+    validation batches, the steps of an epoch or None for all batches). Under tf.distribute
     each global batch is cut into per-replica slices, and the training batches come from one endless iterator that
     sees the shuffles one device sees: Keras' fit starts a fresh pass over a finite dataset twice per epoch (the
     second at the end of the epoch, unused), so one device trains on every other shuffle, and so does this."""
@@ -383,12 +445,12 @@ def training_batches(config, prepared, strategy=None):
     train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
     val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
     if not strategy:
-        return train_inputs, train_data, val_data, None
+        return train_data, val_data, None
     steps = -(-train_inputs.shape[0] // config["batch_size"])
     every_other_shuffle = train_data.repeat().enumerate().filter(lambda index, batch: index // steps % 2 == 0)
     train_data = every_other_shuffle.map(lambda index, batch: batch)
-    return (train_inputs, distribute.distribute_batches(strategy, train_data),
-            distribute.distribute_batches(strategy, val_data), steps)
+    return (distribute.distribute_batches(strategy, train_data), distribute.distribute_batches(strategy, val_data),
+            steps)
 
 
 def row_batches(inputs, targets, batch_size, shuffle_seed=None):
@@ -407,6 +469,84 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
     if shuffle_seed is not None:
         dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_kernel_model(config, prepared):
+    """The kernelised autoencoder (Sparse FC; GLocal-K with --global-kernel-size) for this data, built."""
+    import keras
+
+    import kernel_model
+
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_dtype_policy("float32")
+    low, high, _ = prepared["data"]["scale"]
+    n_rows, n_inputs = prepared["shape"]
+    network = kernel_model.KernelAutoEncoder(n_inputs, n_rows, (low, high),
+                                             **{key: config[key] for key in KERNEL_MODEL_KEYS})
+    network.build()
+    return network
+
+
+def train_full_batch(config, model, prepared, results_dir, record):
+    """Full-batch L-BFGS (lbfgs.py) with validation after every epoch, checkpoints and CometML; resume if asked.
+    Returns what train returns: (history, seconds, diverged, first epoch of this session), or None when
+    interrupted (the checkpoint stays)."""
+    import lbfgs
+    import training
+
+    checkpoint = lbfgs.LbfgsCheckpoint(results_dir, {key: record[key] for key in RESUME_KEYS})
+    initial_epoch = 0
+    if config["resume"]:
+        check_resumable(checkpoint, results_dir)
+        initial_epoch = len(json.loads(checkpoint.state_path.read_text())["history"])
+        print(f"Resuming from the checkpoint of epoch {initial_epoch} in {results_dir}")
+    else:
+        clear_previous_run(results_dir)
+    stages = [("pre-training" if config["global_kernel_size"] else "training", config["epochs"],
+               config["lbfgs_iterations"], False)]
+    if config["global_kernel_size"]:
+        stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
+    comet = training.CometLogger(COMET_PROJECT, results_dir)
+    comet.log_parameters({key: str(value) for key, value in record.items()})
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    started = time.perf_counter()
+    try:
+        history, first_stage_weights = lbfgs.train(
+            model, prepared["train"], prepared["val"], stages, config["patience"], config["min_delta"], checkpoint,
+            resume=config["resume"],
+            on_epoch=lambda row: comet.log_metrics({key: value for key, value in row.items() if key != "stage"},
+                                                   epoch=row["epoch"]))
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. The checkpoint of the last finished epoch is in {results_dir}; continue with: "
+              f"python3 main.py --resume --results-dir {results_dir} (and the same other flags).", file=sys.stderr)
+        comet.end()
+        return None
+    except FloatingPointError as error:
+        print(f"error: {error}: training diverged. The checkpoint of the last finished epoch is kept in "
+              f"{results_dir}. Fix: try a larger --lambda-2.", file=sys.stderr)
+        comet.end()
+        return [], time.perf_counter() - started, True, initial_epoch
+    train_seconds = time.perf_counter() - started
+    checkpoint.remove()
+    comet.end()
+    model.first_stage_weights = first_stage_weights  # GLocal-K's pre-trained network, evaluated on its own in run
+    return history, train_seconds, False, initial_epoch
+
+
+def evaluate_pre_training(config, model, prepared):
+    """GLocal-K's pre-trained local autoencoder on its own (the network of --global-kernel-size 0 with the same
+    values), as the GLocal-K paper's ablation: its test metrics, or None when the pre-training's weights are not
+    at hand (a run resumed after it)."""
+    if not config["global_kernel_size"] or model.first_stage_weights is None:
+        return None
+    final_weights = model.get_weights()
+    model.set_weights(model.first_stage_weights)
+    local = build_kernel_model({**config, "global_kernel_size": 0}, prepared)
+    for source, target in zip(model.hidden + [model.output_layer], local.hidden + [local.output_layer]):
+        target.set_weights(source.get_weights())
+    model.set_weights(final_weights)
+    return {key: value for key, value in evaluate(local, prepared, config["orientation"]).items()
+            if key in SUMMARY_KEYS}
 
 
 def train(config, model, train_data, val_data, steps, results_dir, record, chief=True):
@@ -476,6 +616,13 @@ def train(config, model, train_data, val_data, steps, results_dir, record, chief
 
 def resume_from(checkpoint, model, results_dir):
     """Load the checkpoint, refusing one written by a run of another model or data configuration."""
+    check_resumable(checkpoint, results_dir)
+    model.optimizer.build(model.trainable_variables)
+    checkpoint.load(model)
+
+
+def check_resumable(checkpoint, results_dir):
+    """Refuse to resume without a checkpoint, or from one of another model or data configuration."""
     if not checkpoint.exists():
         raise ConfigError(f"--resume: no checkpoint in {results_dir}. Fix: run without --resume, or point "
                           f"--results-dir at the folder of the interrupted run.")
@@ -487,8 +634,6 @@ def resume_from(checkpoint, model, results_dir):
         raise ConfigError(f"--resume: the checkpoint in {results_dir} belongs to a run with other settings "
                           f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
                           f"(which starts afresh in that folder) or with another --results-dir.")
-    model.optimizer.build(model.trainable_variables)
-    checkpoint.load(model)
 
 
 def clear_previous_run(results_dir):
@@ -521,10 +666,11 @@ def report_divergence(config, checkpoint, model, results_dir, record):
     checkpoint.load(model)
 
 
-def evaluate(model, train_inputs, prepared, orientation):
+def evaluate(model, prepared, orientation):
     """Both RMSEs on validation and test, NDCG@10 and Recall@10 on test, each prediction made from the train
-    matrix."""
+    matrix (GLocal-K: from the train matrix convolved with its global kernel)."""
     data = prepared["data"]
+    train_inputs = model.input_matrix(prepared["train"])
 
     def predict(users, items):
         rows, cols = (users, items) if orientation == "user" else (items, users)
@@ -534,7 +680,7 @@ def evaluate(model, train_inputs, prepared, orientation):
     return metrics.evaluate_predictor(data, prepared["split"], predict, scorer)
 
 
-def save_results(results_dir, model, result, history, data, loss):
+def save_results(results_dir, model, result, history, data, config):
     """Model, configuration, ids, history and figures, then metrics.json last: its presence marks a finished run."""
     utils.write_atomic(results_dir / "model.keras", lambda path: model.save(path))
     utils.save_json(results_dir / "config.json", result["config"])
@@ -543,9 +689,16 @@ def save_results(results_dir, model, result, history, data, loss):
     if history:
         low, high, _ = data["scale"]
         utils.save_history_csv(results_dir / "history.csv", history)
-        utils.plot_curves(results_dir / "loss.png", history, "loss", f"Loss ({loss} + L2 penalty)", "loss")
-        utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
-                          f"Masked RMSE (predictions clipped to [{low:g}, {high:g}])", "masked RMSE")
+        if config["model"] == "kernel":
+            utils.plot_curves(results_dir / "loss.png", history, "loss",
+                              "Loss per rating (squared error / 2 + penalties / train ratings)", "loss")
+            utils.plot_curves(results_dir / "rmse.png", history, "rmse_clip",
+                              f"RMSE (global, predictions clipped to [{low:g}, {high:g}])", "RMSE")
+        else:
+            utils.plot_curves(results_dir / "loss.png", history, "loss", f"Loss ({config['loss']} + L2 penalty)",
+                              "loss")
+            utils.plot_curves(results_dir / "rmse.png", history, "masked_rmse_clip",
+                              f"Masked RMSE (predictions clipped to [{low:g}, {high:g}])", "masked RMSE")
     utils.save_json(results_dir / "metrics.json", result)
 
 

@@ -165,6 +165,10 @@ class DeepAutoEncoder(keras.Model):
     def call(self, inputs, training=False):
         return tf.cast(self.output_layer(self.decode_hidden(self.encode(inputs, training))), tf.float32)
 
+    def input_matrix(self, train_matrix):
+        """What the network reads to predict: the train matrix itself (as for KernelAutoEncoder's Sparse FC)."""
+        return train_matrix
+
     # ------------------------------------------------------------------------------------------------------------
     # Training: the loss is the masked loss plus the L2 penalties, as Keras reports it; the metric is the seed's
     # masked RMSE with predictions clipped to the rating scale.

@@ -22,7 +22,7 @@ import metrics
 
 def top_n(model, prepared, orientation, user_index, count=10):
     """[(MovieID, title, predicted rating)] of the `count` best movies the user has not rated."""
-    data, inputs = prepared["data"], prepared["train"]
+    data, inputs = prepared["data"], model.input_matrix(prepared["train"])
     if orientation == "user":
         predicted = metrics.predict_rows(model, inputs, np.array([user_index]))[0]
     else:  # the user's column: one prediction from each item's row

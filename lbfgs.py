@@ -1,0 +1,193 @@
+"""Full-batch training with L-BFGS, as Sparse FC and GLocal-K train: scipy's L-BFGS-B on TensorFlow's gradients.
+
+The objective is the papers': 1/2 * the sum of squared errors over the known train ratings, plus the layers'
+penalties. An epoch is one call of L-BFGS-B of at most `iterations` iterations over the whole train matrix (its
+memory restarts each epoch, as in the papers' code). After each epoch the validation RMSE decides: the best weights
+are kept, and a stage ends after `patience` epochs without an improvement of at least `min_delta`. The test ratings
+are never read here. GLocal-K trains in two stages: the local autoencoder alone (pre-training), then with the
+global kernel (fine-tuning), starting from the pre-training's best weights.
+
+After every epoch the current and the best weights and the history are saved (checkpoint.*), so an interrupted
+run continues with --resume from its last finished epoch.
+"""
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+import kernel_model
+from utils import save_json, write_atomic
+
+
+class FullBatch:
+    """The whole train matrix and the train and validation ratings as tensors; the model's objective and its
+    predictions at those ratings."""
+
+    def __init__(self, model, train_matrix, val_matrix):
+        self.model = model
+        self.inputs = tf.constant(train_matrix.toarray(), tf.float32)
+        self.train_positions, self.train_ratings = positions_and_ratings(train_matrix)
+        self.val_positions, self.val_ratings = positions_and_ratings(val_matrix)
+        self.n_train = int(self.train_ratings.shape[0])
+
+    def network_inputs(self, global_stage):
+        """The train matrix (local stage), or its convolution with the global kernel that the model computes from
+        its reconstruction of the same matrix (GLocal-K's fine-tuning: gradients flow through both)."""
+        if not global_stage:
+            return self.inputs
+        return kernel_model.global_convolution(self.inputs, self.model.global_kernel_of(self.inputs))
+
+    def objective(self, global_stage):
+        predicted = tf.gather_nd(self.model(self.network_inputs(global_stage)), self.train_positions)
+        return 0.5 * tf.reduce_sum(tf.square(self.train_ratings - predicted)) + self.model.penalty()
+
+    @tf.function
+    def scores(self, global_stage):
+        """Per-rating objective and clipped global RMSE on the train and the validation ratings."""
+        outputs = self.model(self.network_inputs(global_stage))
+        penalty = self.model.penalty() / self.n_train
+        result = {}
+        for prefix, positions, ratings in (("", self.train_positions, self.train_ratings),
+                                           ("val_", self.val_positions, self.val_ratings)):
+            predicted = tf.gather_nd(outputs, positions)
+            result[f"{prefix}loss"] = 0.5 * tf.reduce_mean(tf.square(ratings - predicted)) + penalty
+            clipped = tf.clip_by_value(predicted, *self.model.rating_scale)
+            result[f"{prefix}rmse_clip"] = tf.sqrt(tf.reduce_mean(tf.square(ratings - clipped)))
+        return result
+
+
+def positions_and_ratings(matrix):
+    coo = matrix.tocoo()
+    positions = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    return tf.constant(positions), tf.constant(coo.data, tf.float32)
+
+
+def stage_variables(model, global_stage):
+    """Pre-training optimises the local autoencoder's weights; fine-tuning also the global kernel's pooling
+    weights (the stored global_kernel is not trainable)."""
+    variables = [variable for layer in model.hidden + [model.output_layer] for variable in layer.trainable_variables]
+    return variables + [model.pooling_weights] if global_stage else variables
+
+
+def value_and_gradient_function(batch, variables, global_stage):
+    """f(x) -> (objective, gradient) on a flat float64 vector of the variables, as scipy's minimize wants it."""
+    sizes = [int(np.prod(variable.shape)) for variable in variables]
+
+    @tf.function
+    def compute(flat):
+        for variable, part in zip(variables, tf.split(flat, sizes)):
+            variable.assign(tf.reshape(part, variable.shape))
+        with tf.GradientTape() as tape:
+            loss = batch.objective(global_stage)
+        gradients = tape.gradient(loss, variables)
+        return loss, tf.concat([tf.reshape(gradient, [-1]) for gradient in gradients], axis=0)
+
+    def value_and_gradient(x):
+        loss, gradient = compute(tf.constant(x, tf.float32))
+        return float(loss), gradient.numpy().astype(np.float64)
+
+    return value_and_gradient
+
+
+def flat_values(variables):
+    return np.concatenate([variable.numpy().ravel() for variable in variables]).astype(np.float64)
+
+
+class LbfgsCheckpoint:
+    """After every epoch: the current and the best weights and the training state, written while Ctrl-C and
+    SIGTERM are held back, so the three files always belong to the same epoch."""
+
+    def __init__(self, results_dir, run_config):
+        self.results_dir = Path(results_dir)
+        self.weights_path = self.results_dir / "checkpoint.weights.h5"
+        self.best_path = self.results_dir / "checkpoint-best.weights.h5"
+        self.state_path = self.results_dir / "checkpoint.json"
+        self.run_config = run_config
+
+    def exists(self):
+        return self.weights_path.is_file() and self.best_path.is_file() and self.state_path.is_file()
+
+    def saved_config(self):
+        return json.loads(self.state_path.read_text()).get("config", {})
+
+    def save(self, model, best_weights, state):
+        signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            current = model.get_weights()
+            write_atomic(self.weights_path, lambda path: model.save_weights(path))
+            if best_weights is not None:
+                model.set_weights(best_weights)
+                write_atomic(self.best_path, lambda path: model.save_weights(path))
+                model.set_weights(current)
+            save_json(self.state_path, {**state, "config": self.run_config})
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+    def load(self, model):
+        """The saved state; the model holds the current weights. Returns (state, best weights)."""
+        model.load_weights(self.best_path)
+        best_weights = model.get_weights()
+        model.load_weights(self.weights_path)
+        return json.loads(self.state_path.read_text()), best_weights
+
+    def remove(self):
+        for path in (self.weights_path, self.best_path, self.state_path):
+            path.unlink(missing_ok=True)
+
+
+def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
+          on_epoch=None):
+    """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage). The model ends with
+    the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel stored.
+    Returns (the history: one dict per epoch, the best weights of the first stage or None when this session resumed
+    after it). KeyboardInterrupt propagates; the checkpoint of the last finished epoch stays."""
+    batch = FullBatch(model, train_matrix, val_matrix)
+    state = {"history": [], "stage": 0, "stage_epoch": 0, "best_val": math.inf, "bad_epochs": 0}
+    best_weights = first_stage_weights = None
+    if resume:
+        state, best_weights = checkpoint.load(model)
+    for stage_index in range(state["stage"], len(stages)):
+        name, epochs, iterations, global_stage = stages[stage_index]
+        variables = stage_variables(model, global_stage)
+        value_and_gradient = value_and_gradient_function(batch, variables, global_stage)
+        log(f"Stage {name}: up to {epochs} epochs of {iterations} L-BFGS iterations on the whole train matrix")
+        while state["stage_epoch"] < epochs and state["bad_epochs"] < patience:
+            started = time.perf_counter()
+            result = scipy.optimize.minimize(value_and_gradient, flat_values(variables), jac=True,
+                                             method="L-BFGS-B", options={"maxiter": iterations, "maxcor": 10})
+            value_and_gradient(result.x)  # leave the variables at L-BFGS' answer, not its last trial point
+            scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
+            state["stage_epoch"] += 1
+            row = {"epoch": len(state["history"]) + 1, "stage": name, "iterations": int(result.nit), **scores,
+                   "seconds": round(time.perf_counter() - started, 3)}
+            state["history"].append(row)
+            if not all(math.isfinite(value) for value in scores.values()):
+                raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
+            improved = scores["val_rmse_clip"] < state["best_val"] - min_delta
+            if improved:
+                state["best_val"], state["bad_epochs"], best_weights = scores["val_rmse_clip"], 0, model.get_weights()
+            else:
+                state["bad_epochs"] += 1
+            log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {row['iterations']} iterations, "
+                f"{row['seconds']:.1f} s): loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, "
+                f"validation RMSE {scores['val_rmse_clip']:.4f}{' (best)' if improved else ''}")
+            if on_epoch:
+                on_epoch(row)
+            checkpoint.save(model, best_weights, state)
+            if result.nit == 0:
+                break  # converged: another epoch would start from the same point
+        model.set_weights(best_weights)  # the next stage starts from, and the last one ends with, the best weights
+        if stage_index == 0:
+            first_stage_weights = best_weights
+        if stage_index + 1 < len(stages):  # the next stage selects among its own epochs
+            state.update(stage=stage_index + 1, stage_epoch=0, best_val=math.inf, bad_epochs=0)
+    if model.global_kernel_size:
+        model.global_kernel.assign(model.global_kernel_of(batch.inputs))
+    return state["history"], first_stage_weights
