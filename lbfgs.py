@@ -178,9 +178,9 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
             log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {row['iterations']} iterations, "
                 f"{row['seconds']:.1f} s): loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, "
                 f"validation RMSE {scores['val_rmse_clip']:.4f}{' (best)' if improved else ''}")
+            checkpoint.save(model, best_weights, state)
             if on_epoch:
                 on_epoch(row)
-            checkpoint.save(model, best_weights, state)
             if result.nit == 0:
                 break  # converged: another epoch would start from the same point
         model.set_weights(best_weights)  # the next stage starts from, and the last one ends with, the best weights

@@ -151,7 +151,8 @@ def test_compare_with_repeats_reports_mean_and_std(tmp_path):
     folder = write_ml100k(tmp_path / "ml-100k")
     results = tmp_path / "compare"
     assert main.main(["--compare", "--dataset", "ml-100k", "--data-dir", str(folder), "--split", "random",
-                      "--repeats", "2", "--results-dir", str(results), "--epochs", "1", "--batch-size", "16"]) == 0
+                      "--repeats", "2", "--results-dir", str(results), "--epochs", "1", "--batch-size", "16",
+                      "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
     assert "±" in table and "deeprec preset" in table and "user+item bias" in table
 

@@ -274,9 +274,10 @@ def test_presets_and_flags_after_them():
 def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     results = tmp_path / "compare"
     assert main.main(["--compare", "--data-dir", str(movielens_dir), "--results-dir", str(results),
-                      "--epochs", "2", "--batch-size", "16"]) == 0
+                      "--epochs", "2", "--batch-size", "16", "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
-    for name in ["global mean", "user+item bias", "seed preset", "autorec preset", "deeprec preset"]:
+    for name in ["global mean", "user+item bias", "seed preset", "autorec preset", "deeprec preset", "sparsefc preset",
+                 "glocalk preset"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
 
