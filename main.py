@@ -144,7 +144,7 @@ MODEL_KEYS = ["layers", "activation", "last_activation", "dropout", "l2_encode",
 KERNEL_MODEL_KEYS = ["layers", "activation", "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale"]
 # What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
 RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "model", "optimizer", *MODEL_KEYS,
-               "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale", "lbfgs_iterations",
+               *[key for key in KERNEL_MODEL_KEYS if key not in MODEL_KEYS], "lbfgs_iterations",
                "finetune_iterations", "data_files"]
 # The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
 RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
