@@ -736,6 +736,8 @@ def run_repeats(config):
             return status
         runs.append({"split": run_config["split"], "split_seed": run_config["split_seed"],
                      **{key: result[key] for key in SUMMARY_KEYS + ["epochs", "train_seconds"]}})
+        if result.get("pre_training"):  # GLocal-K: its pre-trained network alone, i.e. the sparsefc preset's run
+            runs[-1]["pre_training_test_rmse"] = result["pre_training"]["test_rmse"]
     summary = summarise(runs)
     utils.save_json(results_dir / "summary.json", summary)
     print(f"\n{config['preset']} preset on {config['dataset']}, split {config['split']}, {len(runs)} runs: "
@@ -749,7 +751,8 @@ def run_repeats(config):
 def summarise(runs):
     """Mean and standard deviation (sample, ddof=1; 0 for one run) of each metric over the runs."""
     summary = {}
-    for key in SUMMARY_KEYS + ["train_seconds"]:
+    optional = [key for key in ["pre_training_test_rmse"] if any(key in run for run in runs)]
+    for key in SUMMARY_KEYS + ["train_seconds"] + optional:
         values = [run[key] for run in runs if run.get(key) is not None]
         summary[f"{key}_mean"] = float(np.mean(values)) if values else None
         summary[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)

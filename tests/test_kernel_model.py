@@ -178,12 +178,15 @@ def test_presets_train_a_few_steps_and_reload(preset, tmp_path):
 
 def test_glocalk_pre_training_equals_the_sparsefc_preset(tmp_path):
     folder = write_ml100k(tmp_path / "ml-100k")
-    common = ["--dataset", "ml-100k", "--data-dir", str(folder), "--split", "u2", *SHORT]
+    common = ["--dataset", "ml-100k", "--data-dir", str(folder), "--split", "u2", "--repeats", "2", *SHORT]
     assert main.main(["--preset", "glocalk", "--results-dir", str(tmp_path / "g"), *common]) == 0
     assert main.main(["--preset", "sparsefc", "--results-dir", str(tmp_path / "s"), *common]) == 0
-    glocal = json.loads((tmp_path / "g" / "metrics.json").read_text())
-    sparse = json.loads((tmp_path / "s" / "metrics.json").read_text())
-    assert glocal["pre_training"]["test_rmse"] == pytest.approx(sparse["test_rmse"], abs=1e-6)
+    glocal = json.loads((tmp_path / "g" / "summary.json").read_text())
+    sparse = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert [run["pre_training_test_rmse"] for run in glocal["runs"]] == pytest.approx(
+        [run["test_rmse"] for run in sparse["runs"]], abs=1e-6)
+    assert glocal["pre_training_test_rmse_mean"] == pytest.approx(sparse["test_rmse_mean"], abs=1e-6)
+    assert "pre_training_test_rmse_mean" not in sparse
 
 
 def test_interrupted_lbfgs_run_resumes_to_the_same_result(tmp_path, monkeypatch):
