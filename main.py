@@ -517,8 +517,10 @@ def train_full_batch(config, model, prepared, results_dir, record):
             on_epoch=lambda row: comet.log_metrics({key: value for key, value in row.items() if key != "stage"},
                                                    epoch=row["epoch"]))
     except KeyboardInterrupt:
-        print(f"\nInterrupted. The checkpoint of the last finished epoch is in {results_dir}; continue with: "
-              f"python3 main.py --resume --results-dir {results_dir} (and the same other flags).", file=sys.stderr)
+        finished = len(json.loads(checkpoint.state_path.read_text())["history"]) if checkpoint.exists() else 0
+        print(f"\nInterrupted after {finished} finished epochs. The checkpoint of epoch {finished} is in "
+              f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} (and the same "
+              f"other flags).", file=sys.stderr)
         comet.end()
         return None
     except FloatingPointError as error:
