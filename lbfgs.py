@@ -99,6 +99,12 @@ def flat_values(variables):
     return np.concatenate([variable.numpy().ravel() for variable in variables]).astype(np.float64)
 
 
+def assign_flat_values(variables, flat):
+    offsets = np.cumsum([int(np.prod(variable.shape)) for variable in variables])[:-1]
+    for variable, part in zip(variables, np.split(flat, offsets)):
+        variable.assign(part.reshape(variable.shape).astype(np.float32))
+
+
 class LbfgsCheckpoint:
     """After every epoch: the current and the best weights and the training state, written while Ctrl-C and
     SIGTERM are held back, so the three files always belong to the same epoch."""
@@ -162,7 +168,7 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
             started = time.perf_counter()
             result = scipy.optimize.minimize(value_and_gradient, flat_values(variables), jac=True,
                                              method="L-BFGS-B", options={"maxiter": iterations, "maxcor": 10})
-            value_and_gradient(result.x)  # leave the variables at L-BFGS' answer, not its last trial point
+            assign_flat_values(variables, result.x)  # L-BFGS' answer, which need not be its last trial point
             scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
             state["stage_epoch"] += 1
             row = {"epoch": len(state["history"]) + 1, "stage": name, "iterations": int(result.nit), **scores,
