@@ -508,7 +508,7 @@ def train_full_batch(config, model, prepared, results_dir, record):
         stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
     comet = training.CometLogger(COMET_PROJECT, results_dir)
     comet.log_parameters({key: str(value) for key, value in record.items()})
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    handle_stop_signals()
     started = time.perf_counter()
     try:
         history, first_stage_weights = lbfgs.train(
@@ -585,7 +585,7 @@ def train(config, model, train_data, val_data, steps, results_dir, record, chief
     elif config["lr_schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
 
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    handle_stop_signals()
     print(f"Training on the {config['training_path']} path ({model.compute_dtype}), up to {config['epochs']} "
           f"epochs from epoch {initial_epoch + 1}")
     started = time.perf_counter()
@@ -709,6 +709,13 @@ def display_path(path):
     path = Path(path).resolve()
     project = Path(__file__).resolve().parent
     return str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
+
+
+def handle_stop_signals():
+    """Ctrl-C (SIGINT) and SIGTERM stop a run and keep its last checkpoint, also in a process started in the
+    background, for which the shell ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
 
 
 def raise_keyboard_interrupt(signum, frame):
