@@ -152,7 +152,7 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
           on_epoch=None):
     """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage). The model ends with
     the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel stored.
-    Returns (the history: one dict per epoch, the best weights of the first stage or None when this session resumed
+    Returns (the history: one dict per epoch, the best weights of the first stage or None when this call resumed
     after it). KeyboardInterrupt propagates; the checkpoint of the last finished epoch stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
     state = {"history": [], "stage": 0, "stage_epoch": 0, "best_val": math.inf, "bad_epochs": 0}
