@@ -13,7 +13,6 @@ run continues with --resume from its last finished epoch.
 
 import json
 import math
-import signal
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import kernel_model
-from utils import save_json, write_atomic
+from utils import save_json, stop_signals_held, write_atomic
 
 
 class FullBatch:
@@ -123,9 +122,7 @@ class LbfgsCheckpoint:
         return json.loads(self.state_path.read_text()).get("config", {})
 
     def save(self, model, best_weights, state):
-        signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-        try:
+        with stop_signals_held():
             current = model.get_weights()
             write_atomic(self.weights_path, lambda path: model.save_weights(path))
             if best_weights is not None:
@@ -133,8 +130,9 @@ class LbfgsCheckpoint:
                 write_atomic(self.best_path, lambda path: model.save_weights(path))
                 model.set_weights(current)
             save_json(self.state_path, {**state, "config": self.run_config})
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+    def finished_epochs(self):
+        return len(json.loads(self.state_path.read_text())["history"]) if self.exists() else 0
 
     def load(self, model):
         """The saved state; the model holds the current weights. Returns (state, best weights)."""

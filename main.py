@@ -10,7 +10,6 @@ Hyperparameters are the constants right below; edit them here or override them w
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -498,7 +497,7 @@ def train_full_batch(config, model, prepared, results_dir, record):
     initial_epoch = 0
     if config["resume"]:
         check_resumable(checkpoint, results_dir)
-        initial_epoch = len(json.loads(checkpoint.state_path.read_text())["history"])
+        initial_epoch = checkpoint.finished_epochs()
         print(f"Resuming from the checkpoint of epoch {initial_epoch} in {results_dir}")
     else:
         clear_previous_run(results_dir)
@@ -517,7 +516,7 @@ def train_full_batch(config, model, prepared, results_dir, record):
             on_epoch=lambda row: comet.log_metrics({key: value for key, value in row.items() if key != "stage"},
                                                    epoch=row["epoch"]))
     except KeyboardInterrupt:
-        finished = len(json.loads(checkpoint.state_path.read_text())["history"]) if checkpoint.exists() else 0
+        finished = checkpoint.finished_epochs()
         print(f"\nInterrupted after {finished} finished epochs. The checkpoint of epoch {finished} is in "
               f"{results_dir}; continue with: python3 main.py --resume --results-dir {results_dir} (and the same "
               f"other flags).", file=sys.stderr)

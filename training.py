@@ -6,14 +6,13 @@ Keras callbacks, so this file imports Keras; main.py imports it only once a run 
 import json
 import math
 import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 import keras
 
-from utils import save_json, write_atomic
+from utils import save_json, stop_signals_held, write_atomic
 
 COMET_TIMEOUT_SECONDS = 5  # the longest a CometML call may hold up training before logging turns off
 
@@ -61,14 +60,10 @@ class Checkpoint(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
                              "learning_rate": float(learning_rate),
                              "seconds": round(time.perf_counter() - self.epoch_started, 3)})
-        signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-        try:
+        with stop_signals_held():
             write_atomic(self.weights_path, lambda path: self.model.save_weights(path))
             save_json(self.state_path, {"epoch": len(self.history), "history": self.history,
                                         "config": self.run_config})
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     def remove(self):
         self.weights_path.unlink(missing_ok=True)

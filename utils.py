@@ -1,9 +1,11 @@
 """Files: atomic writes of results (JSON, CSV, figures), the program's version, peak memory. NumPy only."""
 
+import contextlib
 import csv
 import json
 import os
 import resource
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,6 +28,18 @@ def atomic_path(path):
                                          suffix=suffix)
     os.close(handle)
     return Path(temporary)
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends, so that the files a checkpoint writes in it always belong
+    together."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def write_atomic(path, write):
