@@ -2,13 +2,16 @@
 the program at full scale on synthetic data of the real size.
 
     python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
+    python3 benchmark.py --lbfgs [--rounds 3] [--data-dir PATH]
     python3 benchmark.py --synthetic ml-20m|netflix --data-dir DIR [--epoch-fraction 0.02]
 
 Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
 metrics after the same number of epochs from the same seed, and the ratios dense/fast. Each path trains --rounds
 times, the paths taking turns, so that a slow spell of a shared machine falls on all of them alike; seconds per
 epoch are the median over all rounds of the epochs after the first (which includes tracing).
---full also times a complete default run (`python3 main.py`).
+--full also times a complete default run (`python3 main.py`). --lbfgs times instead one evaluation of the sparsefc
+network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix:
+with the products over the known ratings only (lbfgs.py) and with dense products.
 Peak memory is the process's peak so far: the fast paths run first, so their figures are their own.
 """
 
@@ -115,6 +118,50 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     return {"layer_kernels_ms_forward_backward": timings}
 
 
+def time_lbfgs_objective(data_dir, rounds, repeats=3):
+    """Seconds per objective-and-gradient evaluation of the sparsefc network on ML-1M's random split: lbfgs.py's
+    objective (sparse products over the known ratings) against the same objective with dense products, taking
+    turns; the median over the rounds, and their ratio."""
+    import numpy as np
+    import tensorflow as tf
+
+    import lbfgs
+
+    config = main.parse_config(["--preset", "sparsefc", "--split", "random", "--data-dir", str(data_dir)])
+    with contextlib.redirect_stdout(sys.stderr):
+        prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
+    model = main.build_kernel_model(config, prepared)
+    batch = lbfgs.FullBatch(model, prepared["train"], prepared["val"])
+    dense_inputs = tf.constant(prepared["train"].toarray(), tf.float32)
+
+    def dense_objective():
+        predicted = tf.gather_nd(model(dense_inputs), batch.train_positions)
+        return 0.5 * tf.reduce_sum(tf.square(batch.train_ratings - predicted)) + model.penalty()
+
+    objectives = {"known_ratings": lambda: batch.objective(global_stage=False), "dense": dense_objective}
+    seconds, values = {name: [] for name in objectives}, {}
+    for name, objective in objectives.items():
+        @tf.function
+        def evaluate():
+            with tf.GradientTape() as tape:
+                loss = objective()
+            return loss, tape.gradient(loss, model.trainable_variables)
+        objectives[name] = evaluate
+        values[name] = float(evaluate()[0])  # traces
+    for _ in range(rounds):
+        for name, evaluate in objectives.items():
+            started = time.perf_counter()
+            for _ in range(repeats):
+                evaluate()
+            seconds[name].append((time.perf_counter() - started) / repeats)
+    result = {f"{name}_seconds_per_evaluation": round(statistics.median(times), 3) for name, times in seconds.items()}
+    result["speedup_known_ratings_vs_dense"] = round(
+        result["dense_seconds_per_evaluation"] / result["known_ratings_seconds_per_evaluation"], 2)
+    result["objective_relative_difference"] = float(np.abs(values["dense"] - values["known_ratings"])
+                                                    / values["dense"])
+    return result
+
+
 def benchmark_scale(name, data_dir, scale, epoch_fraction):
     """--synthetic: write the data set (unless DIR already holds it), prepare it with the project's loader in a
     child process (so that its peak memory is its own), then time a fraction of one epoch of the seed network on
@@ -176,6 +223,8 @@ def main_benchmark(argv=None):
     parser.add_argument("--full", action="store_true", help="also time a complete default run of main.py")
     parser.add_argument("--kernels", action="store_true",
                         help="also time the first and last layers with dense and with sparse kernels")
+    parser.add_argument("--lbfgs", action="store_true",
+                        help="time the kernel network's full-batch objective: known-rating vs dense products")
     parser.add_argument("--synthetic", choices=["ml-20m", "netflix"],
                         help="write (unless --data-dir holds it) and time a synthetic data set of the real size")
     parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
@@ -197,6 +246,10 @@ def main_benchmark(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    if args.lbfgs:
+        print(json.dumps({"machine": machine_description(), "rounds": args.rounds,
+                          **time_lbfgs_objective(data_dir, args.rounds)}))
+        return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),
               "data_prep_seconds_warm": round(prepare_seconds(data_dir), 3)}

@@ -30,7 +30,7 @@ def local_kernel(u, v):
 
 @keras.saving.register_keras_serializable(package="deeprec")
 class KernelDense(keras.layers.Layer):
-    """A dense layer whose effective weight is W * K(u, v) (Sparse FC). Inputs may be dense or a tf.SparseTensor."""
+    """A dense layer whose effective weight is W * K(u, v) (Sparse FC)."""
 
     def __init__(self, units, kernel_dim, activation, lambda_2, lambda_s, **kwargs):
         super().__init__(**kwargs)
@@ -55,11 +55,7 @@ class KernelDense(keras.layers.Layer):
 
     def call(self, inputs):
         kernel = self.effective_kernel()
-        if isinstance(inputs, tf.SparseTensor):
-            product = tf.sparse.sparse_dense_matmul(inputs, kernel)
-        else:
-            product = tf.matmul(tf.cast(inputs, kernel.dtype), kernel)
-        return self.activation(product + self.bias)
+        return self.activation(tf.matmul(tf.cast(inputs, kernel.dtype), kernel) + self.bias)
 
     def penalty(self):
         """lambda_2 * sum(W^2) / 2 + lambda_s * sum(K^2) / 2."""
@@ -81,6 +77,64 @@ def global_convolution(matrix, kernel):
     padded = tf.pad(matrix, [[(size - 1) // 2, size // 2], [(size - 1) // 2, size // 2]])
     convolved = tf.add_n([kernel[a, b] * padded[a:a + rows, b:b + cols] for a in range(size) for b in range(size)])
     return tf.nn.relu(convolved)
+
+
+class KnownRatings:
+    """The known ratings of a sparse matrix, kept as TensorFlow CSR matrices (itself and its transpose) for products
+    with dense matrices. On CPU these take a third of the time of the dense product that multiplies every zero, and
+    a seventh of tf.sparse's (benchmark.py --lbfgs measures the objective), so the training objective's largest products go
+    through them."""
+
+    def __init__(self, matrix):
+        coo = matrix.tocoo()
+        order = np.lexsort((coo.col, coo.row))  # CSR wants row-major order
+        rows, cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+        self.positions = tf.constant(np.stack([rows, cols], axis=1))
+        self.values = tf.constant(coo.data[order], tf.float32)
+        self.shape = tf.constant(matrix.shape, tf.int64)
+        transposed = np.lexsort((rows, cols))
+        self.transposed_order = tf.constant(transposed)
+        self.transposed_positions = tf.constant(np.stack([cols[transposed], rows[transposed]], axis=1))
+        self.transposed_shape = tf.constant(matrix.shape[::-1], tf.int64)
+
+    def times(self, dense, values):
+        """M @ dense, where M has this matrix's known positions and the given values (one per position)."""
+        matrix = tf.raw_ops.SparseTensorToCSRSparseMatrix(indices=self.positions, values=values,
+                                                          dense_shape=self.shape)
+        return tf.raw_ops.SparseMatrixMatMul(a=matrix, b=dense)
+
+    def transposed_times(self, dense, values):
+        """M^T @ dense, for M as in times."""
+        matrix = tf.raw_ops.SparseTensorToCSRSparseMatrix(
+            indices=self.transposed_positions, values=tf.gather(values, self.transposed_order),
+            dense_shape=self.transposed_shape)
+        return tf.raw_ops.SparseMatrixMatMul(a=matrix, b=dense)
+
+
+def sparse_product(ratings, kernel):
+    """ratings @ kernel for a KnownRatings matrix; kernel's gradient is the sparse product ratings^T @ upstream."""
+
+    @tf.custom_gradient
+    def product(kernel):
+        def gradient(upstream):
+            return ratings.transposed_times(upstream, ratings.values)
+        return ratings.times(kernel, ratings.values), gradient
+
+    return product(kernel)
+
+
+def sampled_product(codes, kernel, ratings):
+    """(codes @ kernel) at the known positions of ratings. The loss reads only these entries, so the upstream
+    gradient is sparse and both gradients are sparse products instead of dense ones."""
+
+    @tf.custom_gradient
+    def product(codes, kernel):
+        def gradient(upstream):
+            return (ratings.times(tf.transpose(kernel), upstream),
+                    tf.transpose(ratings.transposed_times(codes, upstream)))
+        return tf.gather_nd(tf.matmul(codes, kernel), ratings.positions), gradient
+
+    return product(codes, kernel)
 
 
 @keras.saving.register_keras_serializable(package="deeprec")
@@ -129,16 +183,33 @@ class KernelAutoEncoder(keras.Model):
         """The local autoencoder's reconstruction of the given input rows (for GLocal-K: rows of input_matrix)."""
         return self.output_layer(self.encode(rows))
 
-    def global_kernel_of(self, matrix):
-        """GLocal-K's global kernel from the local autoencoder's reconstruction of the whole matrix: each row's
-        mean reconstruction (item-based average pooling), times pooling_weights, scaled. The output layer is
-        linear, so a row's mean output is its hidden code times the mean column of the output kernel plus the mean
-        bias: the [rows, n_inputs] reconstruction is never built."""
+    def global_kernel_of(self, codes):
+        """GLocal-K's global kernel from the local autoencoder's reconstruction of the whole matrix, given its hidden
+        codes: each row's mean reconstruction (item-based average pooling), times pooling_weights, scaled. The
+        output layer is linear, so a row's mean output is its code times the mean column of the output kernel plus
+        the mean bias: the [rows, n_inputs] reconstruction is never built."""
         layer = self.output_layer
         mean_column = tf.reduce_mean(layer.effective_kernel(), axis=1, keepdims=True)
-        row_means = tf.matmul(self.encode(matrix), mean_column)[:, 0] + tf.reduce_mean(layer.bias)
+        row_means = tf.matmul(codes, mean_column)[:, 0] + tf.reduce_mean(layer.bias)
         kernel = tf.linalg.matvec(self.pooling_weights, row_means, transpose_a=True) * self.dot_scale
         return tf.reshape(kernel, [self.global_kernel_size, self.global_kernel_size])
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The same network for training on the whole known-rating matrix, reading and scoring only its known ratings.
+
+    def encode_known(self, ratings):
+        """encode of the whole rating matrix (a KnownRatings), its first product over the known ratings only."""
+        first = self.hidden[0]
+        hidden = first.activation(sparse_product(ratings, first.effective_kernel()) + first.bias)
+        for layer in self.hidden[1:]:
+            hidden = layer(hidden)
+        return hidden
+
+    def reconstruct_at(self, codes, ratings):
+        """The reconstruction from the codes of all rows at the positions of the known ratings (linear output)."""
+        layer = self.output_layer
+        return (sampled_product(codes, layer.effective_kernel(), ratings)
+                + tf.gather(layer.bias, ratings.positions[:, 1]))
 
     def input_matrix(self, train_matrix):
         """What the network reads: the train matrix itself (Sparse FC), or its convolution with the stored global

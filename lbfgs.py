@@ -30,26 +30,30 @@ class FullBatch:
 
     def __init__(self, model, train_matrix, val_matrix):
         self.model = model
-        self.inputs = tf.constant(train_matrix.toarray(), tf.float32)
-        self.train_positions, self.train_ratings = positions_and_ratings(train_matrix)
+        self.known = kernel_model.KnownRatings(train_matrix)  # the objective's products read only these
+        self.dense_inputs = tf.constant(train_matrix.toarray(), tf.float32) if model.global_kernel_size else None
+        self.train_positions, self.train_ratings = self.known.positions, self.known.values
         self.val_positions, self.val_ratings = positions_and_ratings(val_matrix)
         self.n_train = int(self.train_ratings.shape[0])
 
-    def network_inputs(self, global_stage):
-        """The train matrix (local stage), or its convolution with the global kernel that the model computes from
-        its reconstruction of the same matrix (GLocal-K's fine-tuning: gradients flow through both)."""
+    def codes(self, global_stage):
+        """The hidden codes of all rows: of the train matrix (local stage), or of its convolution with the global
+        kernel that the model computes from its codes of the same matrix (GLocal-K's fine-tuning: gradients flow
+        through both)."""
+        local_codes = self.model.encode_known(self.known)
         if not global_stage:
-            return self.inputs
-        return kernel_model.global_convolution(self.inputs, self.model.global_kernel_of(self.inputs))
+            return local_codes
+        global_kernel = self.model.global_kernel_of(local_codes)
+        return self.model.encode(kernel_model.global_convolution(self.dense_inputs, global_kernel))
 
     def objective(self, global_stage):
-        predicted = tf.gather_nd(self.model(self.network_inputs(global_stage)), self.train_positions)
+        predicted = self.model.reconstruct_at(self.codes(global_stage), self.known)
         return 0.5 * tf.reduce_sum(tf.square(self.train_ratings - predicted)) + self.model.penalty()
 
     @tf.function
     def scores(self, global_stage):
         """Per-rating objective and clipped global RMSE on the train and the validation ratings."""
-        outputs = self.model(self.network_inputs(global_stage))
+        outputs = self.model.output_layer(self.codes(global_stage))
         penalty = self.model.penalty() / self.n_train
         result = {}
         for prefix, positions, ratings in (("", self.train_positions, self.train_ratings),
@@ -193,5 +197,5 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
         if stage_index + 1 < len(stages):  # the next stage selects among its own epochs
             state.update(stage=stage_index + 1, stage_epoch=0, best_val=math.inf, bad_epochs=0)
     if model.global_kernel_size:
-        model.global_kernel.assign(model.global_kernel_of(batch.inputs))
+        model.global_kernel.assign(model.global_kernel_of(model.encode_known(batch.known)))
     return state["history"], first_stage_weights
