@@ -32,3 +32,11 @@ def test_synthetic_scale_benchmark_writes_official_files_and_reports(tmp_path, c
     assert abs(result["n_ratings"] - expected) <= 1
     data = data_processor.load_dataset(name, folder)  # the project's own reader accepts the files
     assert len(data["ratings"]) == result["n_ratings"]
+
+
+def test_lbfgs_benchmark_times_both_objectives_and_they_agree(movielens_dir, capsys):
+    assert benchmark.main_benchmark(["--lbfgs", "--rounds", "1", "--data-dir", str(movielens_dir)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    known, dense = result["known_ratings_seconds_per_evaluation"], result["dense_seconds_per_evaluation"]
+    assert known > 0 and dense > 0 and result["speedup_known_ratings_vs_dense"] == round(dense / known, 2)
+    assert result["objective_relative_difference"] < 1e-5  # the same objective, computed two ways
