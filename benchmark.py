@@ -138,18 +138,20 @@ def time_lbfgs_objective(data_dir, rounds, repeats=3):
         predicted = tf.gather_nd(model(dense_inputs), batch.train_positions)
         return 0.5 * tf.reduce_sum(tf.square(batch.train_ratings - predicted)) + model.penalty()
 
-    objectives = {"known_ratings": lambda: batch.objective(global_stage=False), "dense": dense_objective}
-    seconds, values = {name: [] for name in objectives}, {}
-    for name, objective in objectives.items():
+    def with_gradient(objective):
         @tf.function
         def evaluate():
             with tf.GradientTape() as tape:
                 loss = objective()
             return loss, tape.gradient(loss, model.trainable_variables)
-        objectives[name] = evaluate
-        values[name] = float(evaluate()[0])  # traces
+        return evaluate
+
+    evaluations = {"known_ratings": with_gradient(lambda: batch.objective(global_stage=False)),
+                   "dense": with_gradient(dense_objective)}
+    values = {name: float(evaluate()[0]) for name, evaluate in evaluations.items()}  # the first call traces
+    seconds = {name: [] for name in evaluations}
     for _ in range(rounds):
-        for name, evaluate in objectives.items():
+        for name, evaluate in evaluations.items():
             started = time.perf_counter()
             for _ in range(repeats):
                 evaluate()

@@ -81,9 +81,9 @@ def global_convolution(matrix, kernel):
 
 class KnownRatings:
     """The known ratings of a sparse matrix, kept as TensorFlow CSR matrices (itself and its transpose) for products
-    with dense matrices. On CPU these take a third of the time of the dense product that multiplies every zero, and
-    a seventh of tf.sparse's (benchmark.py --lbfgs measures the objective), so the training objective's largest products go
-    through them."""
+    with dense matrices. On CPU these take under half the time of the dense product that multiplies every zero, and
+    a tenth of tf.sparse's, so the training objective's largest products go through them (benchmark.py --lbfgs
+    times the whole objective both ways)."""
 
     def __init__(self, matrix):
         coo = matrix.tocoo()
