@@ -12,7 +12,7 @@ epoch are the median over all rounds of the epochs after the first (which includ
 --full also times a complete default run (`python3 main.py`). --lbfgs times instead one evaluation of the sparsefc
 network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix:
 with the products over the known ratings only (lbfgs.py) and with dense products.
-Peak memory is the process's peak so far: the fast paths run first, so their figures are their own.
+Each path trains in a process of its own (python3 main.py), so its peak memory is its own.
 """
 
 import argparse
@@ -29,8 +29,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import data_processor
-import main
 import utils
+
+MAIN = str(Path(__file__).with_name("main.py"))
 
 
 def machine_description():
@@ -49,7 +50,7 @@ def machine_description():
 def prepare(data_dir):
     """Parse + validate + split + the two matrices training uses (the default run's data chain)."""
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
-        return data_processor.prepare_data("ml-1m", data_dir, "seed", data_processor.SPLIT_SEED, "user")
+        return data_processor.prepare_data("ml-1m", data_dir, "stratified", data_processor.SPLIT_SEED, "user")
 
 
 def prepare_seconds(data_dir):
@@ -58,15 +59,22 @@ def prepare_seconds(data_dir):
     return time.perf_counter() - started
 
 
+def main_config(flags):
+    """The configuration main.py runs with these flags (its constants, preset and flags)."""
+    shown = subprocess.run([sys.executable, MAIN, *flags, "--show-config"], capture_output=True, text=True, check=True)
+    return json.loads(shown.stdout)
+
+
 def train_path(name, flags, epochs, data_dir, scratch):
-    """One short training run of a path; returns its metrics and the seconds of each epoch."""
+    """One short training run of a path (python3 main.py); returns its metrics and the seconds of each epoch."""
     results_dir = Path(scratch) / name
-    config = main.parse_config(["--epochs", str(epochs), "--patience", str(epochs + 1), "--data-dir", str(data_dir),
-                                "--results-dir", str(results_dir), *flags])
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON line only
-        status, metrics = main.run(config)
-    if status != 0:
-        raise SystemExit(f"benchmark: the {name} run failed (exit status {status})")
+    run = subprocess.run([sys.executable, MAIN, "--epochs", str(epochs), "--patience", str(epochs + 1),
+                          "--data-dir", str(data_dir), "--results-dir", str(results_dir), *flags],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sys.stderr.write(run.stdout)  # stdout carries the JSON line only
+    if run.returncode != 0:
+        raise SystemExit(f"benchmark: the {name} run failed (exit status {run.returncode})")
+    metrics = json.loads((results_dir / "metrics.json").read_text())
     with open(results_dir / "history.csv") as handle:
         seconds = [float(line.split(",")[-1]) for line in handle.readlines()[1:]]
     return metrics, seconds
@@ -78,7 +86,7 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     import numpy as np
     import tensorflow as tf
 
-    matrix = prepare(data_dir)["train"][:batch_size].tocoo()
+    matrix = prepare(data_dir).train[:batch_size].tocoo()
     indices = np.stack([matrix.row, matrix.col], axis=1).astype(np.int64)
     sparse = tf.SparseTensor(indices, matrix.data, matrix.shape)
     dense = tf.sparse.to_dense(sparse)
@@ -126,13 +134,14 @@ def time_lbfgs_objective(data_dir, rounds, repeats=3):
     import tensorflow as tf
 
     import lbfgs
+    import training
 
-    config = main.parse_config(["--preset", "sparsefc", "--split", "random", "--data-dir", str(data_dir)])
+    config = main_config(["--preset", "sparsefc", "--split", "random", "--data-dir", str(data_dir)])
     with contextlib.redirect_stdout(sys.stderr):
         prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
-    model = main.build_kernel_model(config, prepared)
-    batch = lbfgs.FullBatch(model, prepared["train"], prepared["val"])
-    dense_inputs = tf.constant(prepared["train"].toarray(), tf.float32)
+    model = training.build_kernel_model(config, prepared)
+    batch = lbfgs.FullBatch(model, prepared.train, prepared.val)
+    dense_inputs = tf.constant(prepared.train.toarray(), tf.float32)
 
     def dense_objective():
         predicted = tf.gather_nd(model(dense_inputs), batch.train_positions)
@@ -172,6 +181,7 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
     import multiprocessing
 
     import synthetic_data
+    import training
 
     data_dir = Path(data_dir)
     if not (data_dir / "SYNTHETIC.txt").is_file():
@@ -188,10 +198,10 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
     started = time.perf_counter()
     prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
     load_seconds = time.perf_counter() - started
-    config = main.parse_config(["--epochs", "1", "--precision", "float32"])
-    network = main.build_model(config, prepared, "float32")
-    train_data, _, _ = main.training_batches(config, prepared)
-    batches = math.ceil(prepared["shape"][0] / config["batch_size"])
+    config = main_config(["--epochs", "1", "--precision", "float32"])
+    network = training.build_model(config, prepared, "float32")
+    train_data, _, _ = training.training_batches(config, prepared)
+    batches = math.ceil(prepared.shape[0] / config["batch_size"])
     timed = max(2, math.ceil(batches * epoch_fraction))
     network.fit(train_data.take(1), epochs=1, verbose=0, shuffle=False)  # tracing, not timed
     started = time.perf_counter()
@@ -213,8 +223,46 @@ def prepare_in_child(name, data_dir, queue):
     started = time.perf_counter()
     prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
     queue.put({"prep_seconds": round(time.perf_counter() - started, 3),
-               "peak_memory_mb": round(utils.peak_memory_mb(), 1), "n_ratings": len(prepared["data"]["ratings"]),
-               "n_users": prepared["data"]["n_users"], "n_items": prepared["data"]["n_items"]})
+               "peak_memory_mb": round(utils.peak_memory_mb(), 1), "n_ratings": len(prepared.data.ratings),
+               "n_users": prepared.data.n_users, "n_items": prepared.data.n_items})
+
+
+def time_paths(data_dir, args):
+    """Each training path --rounds times, the paths taking turns: seconds per epoch (median after the first),
+    each run's peak memory and test metrics, and the ratios dense/fast."""
+    result = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = {"fast": ["--training-path", "sparse", "--precision", "float32"],
+                 "fast_bfloat16": ["--training-path", "sparse", "--precision", "bfloat16"],
+                 "dense": ["--training-path", "dense", "--precision", "float32"]}
+        seconds = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, flags in paths.items():
+                metrics, epoch_seconds = train_path(name, flags, args.epochs, data_dir, scratch)
+                seconds[name] += epoch_seconds[1:]
+                result.setdefault(name, {"first_epoch_seconds": round(epoch_seconds[0], 3),
+                                         "peak_memory_mb": metrics["peak_memory_mb"],  # the first round's
+                                         "test_masked_rmse": round(metrics["test_masked_rmse"], 4),
+                                         "test_rmse": round(metrics["test_rmse"], 4)})
+    for name in paths:
+        result[name]["seconds_per_epoch"] = round(statistics.median(seconds[name]), 3)
+    for name in ("fast", "fast_bfloat16"):
+        result[f"speedup_{name}_vs_dense"] = round(
+            result["dense"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
+        result[f"test_rmse_difference_{name}_vs_dense"] = round(
+            abs(result[name]["test_rmse"] - result["dense"]["test_rmse"]), 4)
+    return result
+
+
+def time_default_run(data_dir):
+    """--full: a complete default run of main.py, its seconds and metrics."""
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, MAIN, "--data-dir", str(data_dir), "--results-dir", scratch], check=True,
+                       stdout=subprocess.DEVNULL)
+        metrics = json.loads((Path(scratch) / "metrics.json").read_text())
+    del metrics["config"]
+    return {"full_default_run_seconds": round(time.perf_counter() - started, 1), "full_default_run_metrics": metrics}
 
 
 def main_benchmark(argv=None):
@@ -254,37 +302,11 @@ def main_benchmark(argv=None):
         return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),
-              "data_prep_seconds_warm": round(prepare_seconds(data_dir), 3)}
-    with tempfile.TemporaryDirectory() as scratch:
-        paths = {"fast": ["--training-path", "sparse", "--precision", "float32"],
-                 "fast_bfloat16": ["--training-path", "sparse", "--precision", "bfloat16"],
-                 "dense": ["--training-path", "dense", "--precision", "float32"]}
-        seconds = {name: [] for name in paths}
-        for _ in range(args.rounds):
-            for name, flags in paths.items():
-                metrics, epoch_seconds = train_path(name, flags, args.epochs, data_dir, scratch)
-                seconds[name] += epoch_seconds[1:]
-                result.setdefault(name, {"first_epoch_seconds": round(epoch_seconds[0], 3),
-                                         "peak_memory_mb": round(utils.peak_memory_mb(), 1),  # first round's
-                                         "test_masked_rmse": round(metrics["test_masked_rmse"], 4),
-                                         "test_rmse": round(metrics["test_rmse"], 4)})
-    for name in paths:
-        result[name]["seconds_per_epoch"] = round(statistics.median(seconds[name]), 3)
-    for name in ("fast", "fast_bfloat16"):
-        result[f"speedup_{name}_vs_dense"] = round(
-            result["dense"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
-        result[f"test_rmse_difference_{name}_vs_dense"] = round(
-            abs(result[name]["test_rmse"] - result["dense"]["test_rmse"]), 4)
+              "data_prep_seconds_warm": round(prepare_seconds(data_dir), 3), **time_paths(data_dir, args)}
     if args.kernels:
         result.update(time_layer_kernels(data_dir))
     if args.full:
-        with tempfile.TemporaryDirectory() as scratch:
-            started = time.perf_counter()
-            subprocess.run([sys.executable, str(Path(__file__).with_name("main.py")), "--data-dir", str(data_dir),
-                            "--results-dir", scratch], check=True, stdout=subprocess.DEVNULL)
-            result["full_default_run_seconds"] = round(time.perf_counter() - started, 1)
-            result["full_default_run_metrics"] = json.loads((Path(scratch) / "metrics.json").read_text())
-            del result["full_default_run_metrics"]["config"]
+        result.update(time_default_run(data_dir))
     print(json.dumps(result))
     return 0
 

@@ -10,6 +10,7 @@ paper's orientation) or an item (I-AutoRec's).
 """
 
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -46,12 +47,13 @@ NETFLIX_HELP = (
     "movie_titles.csv. Each block of those files is a 'MovieID:' line followed by 'CustomerID,Rating,YYYY-MM-DD' "
     "lines.")
 
-SPLITS = ["seed", "random", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "time"]
+SPLITS = ["stratified", "random", "u1", "u2", "u3", "u4", "u5", "ua", "ub", "time"]
+SPLIT_ALIASES = {"seed": "stratified"}  # earlier names of splits, still accepted
 SPLIT_SEED = 1994
 TEST_FRACTION = 0.1  # of all ratings, in the seed and random splits
-VAL_FRACTION = 0.1  # seed split: of the ratings left after the test split (81/9/10 overall)
+VAL_FRACTION = 0.1  # stratified split: of the ratings left after the test split (81/9/10 overall)
 RANDOM_VAL_FRACTION = 0.05  # random, u1-u5/ua/ub splits: validation ratings drawn from the training part
-SEED_SPLIT_MIN_USER_RATINGS = 3  # seed split: users with fewer ratings stay wholly in training (not stratifiable)
+STRATIFIED_MIN_USER_RATINGS = 3  # stratified split: users with fewer ratings stay wholly in training (not stratifiable)
 TIME_WINDOWS = {  # the paper's Netflix windows: (train from, train to, test from, test to), inclusive dates
     "full": ("1999-12-01", "2005-11-30", "2005-12-01", "2005-12-31"),
     "3m": ("2005-09-01", "2005-11-30", "2005-12-01", "2005-12-31"),
@@ -67,20 +69,65 @@ class DataError(Exception):
     """A problem with the data that the user can fix; the message says what and how."""
 
 
+@dataclasses.dataclass
+class Ratings:
+    """A loaded data set: aligned arrays of the ratings (dense user and item indices, rating, timestamp in seconds
+    or None), the original ids (`user_ids[k]` is user k's), the titles ({item index: title}), the rating scale
+    (low, high, step) and where it came from (data set, folder, {file name: sha256})."""
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray | None
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    titles: dict
+    scale: tuple
+    dataset: str
+    data_dir: str
+    files: dict
+
+    @property
+    def n_users(self):
+        return len(self.user_ids)
+
+    @property
+    def n_items(self):
+        return len(self.item_ids)
+
+
+@dataclasses.dataclass
+class Split:
+    """Sorted, disjoint index arrays into a Ratings' arrays."""
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What a run reads: the data, its split, and the sparse train and validation matrices (rows are users or
+    items, by `orientation`) of shape `shape`."""
+    data: Ratings
+    split: Split
+    orientation: str
+    shape: tuple
+    train: scipy.sparse.csr_matrix
+    val: scipy.sparse.csr_matrix
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The one data chain: flags -> split rating matrices.
 
 def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window="full", data=None):
-    """Load (unless `data` is given), split and build the matrices. Returns a dict: 'data', 'split' (index arrays
-    'train', 'val', 'test' into data's arrays), 'shape' and the sparse 'train' and 'val' matrices the network
-    reads."""
+    """Load (unless `data` is given), split and build the matrices the network reads."""
     if data is None:
         data = load_data(dataset, data_dir)
     parts = split_ratings(data, split, split_seed, time_window)
+    print(f"Split {split} (split seed {split_seed}): train/val/test {len(parts.train):,}/{len(parts.val):,}/"
+          f"{len(parts.test):,} ratings")
     shape = matrix_shape(data, orientation)
-    matrices = {part: sparse_rating_matrix(*triples(data, parts[part], orientation), shape)
-                for part in ("train", "val")}
-    return {"data": data, "split": parts, "shape": shape, **matrices}
+    return Prepared(data, parts, orientation, shape, *(sparse_rating_matrix(*triples(data, part, orientation), shape)
+                                                        for part in (parts.train, parts.val)))
 
 
 def load_data(dataset, data_dir=None):
@@ -474,10 +521,7 @@ READERS = {"ml-100k": read_ml100k, "ml-1m": read_ml1m, "ml-10m": read_ml10m, "ml
 
 
 def load_dataset(dataset, data_dir):
-    """Parse and validate a data set. Returns a dict with the aligned arrays 'users', 'items' (dense indices),
-    'ratings' and 'timestamps' (seconds, or None), the original ids 'user_ids' and 'item_ids', 'n_users',
-    'n_items', 'titles' ({item index: title}), 'scale', and its provenance: 'dataset', 'data_dir' and 'files'
-    ({file name: sha256})."""
+    """Parse and validate a data set into Ratings, ids numbered densely."""
     data_dir = Path(data_dir).resolve()
     started = time.perf_counter()
     user_ids, item_ids, ratings, timestamps, titles = READERS[dataset](data_dir)
@@ -501,13 +545,11 @@ def load_dataset(dataset, data_dir):
     ratings_file = DATASETS[dataset]["ratings_file"]
     files = [data_dir / ratings_file] if ratings_file else netflix_files(data_dir)
     position = {int(movie): index for index, movie in enumerate(item_ids_sorted)}
-    data = {"users": users, "items": items, "ratings": ratings.astype(np.float32), "timestamps": timestamps,
-            "user_ids": user_ids_sorted, "item_ids": item_ids_sorted,
-            "n_users": len(user_ids_sorted), "n_items": len(item_ids_sorted),
-            "titles": {position[movie]: title for movie, title in titles.items() if movie in position},
-            "scale": DATASETS[dataset]["scale"], "dataset": dataset, "data_dir": str(data_dir),
-            "files": {str(path.relative_to(data_dir)): file_fingerprint(path) for path in files}}
-    print(f"Data: {len(ratings):,} ratings of {data['n_users']:,} users and {data['n_items']:,} items from "
+    data = Ratings(users, items, ratings.astype(np.float32), timestamps, user_ids_sorted, item_ids_sorted,
+                   {position[movie]: title for movie, title in titles.items() if movie in position},
+                   DATASETS[dataset]["scale"], dataset, str(data_dir),
+                   {str(path.relative_to(data_dir)): file_fingerprint(path) for path in files})
+    print(f"Data: {len(ratings):,} ratings of {data.n_users:,} users and {data.n_items:,} items from "
           f"{data_dir} ({time.perf_counter() - started:.1f} s)")
     return data
 
@@ -526,14 +568,15 @@ def file_fingerprint(path, full_hash_limit=1 << 30):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Splits. Each returns {'train', 'val', 'test'}: sorted index arrays into the rating arrays, disjoint.
+# Splits. Each returns a Split: sorted, disjoint index arrays into the rating arrays.
 
-def split_ratings(data, split="seed", seed=SPLIT_SEED, time_window="full"):
-    if len(data["ratings"]) < MIN_TOTAL_RATINGS:
-        raise DataError(f"{data['data_dir']} holds {len(data['ratings']):,} ratings: at least {MIN_TOTAL_RATINGS} "
+def split_ratings(data, split="stratified", seed=SPLIT_SEED, time_window="full"):
+    if len(data.ratings) < MIN_TOTAL_RATINGS:
+        raise DataError(f"{data.data_dir} holds {len(data.ratings):,} ratings: at least {MIN_TOTAL_RATINGS} "
                         f"are needed for a meaningful run. Fix: use a larger data set.")
-    if split == "seed":
-        parts = seed_split(data, seed)
+    split = SPLIT_ALIASES.get(split, split)
+    if split == "stratified":
+        parts = stratified_split(data, seed)
     elif split == "random":
         parts = random_split(data, seed)
     elif split == "time":
@@ -544,53 +587,53 @@ def split_ratings(data, split="seed", seed=SPLIT_SEED, time_window="full"):
     return parts
 
 
-def seed_split(data, seed):
+def stratified_split(data, seed):
     """The seed's split: 10% of the ratings for test, stratified by user, then 10% of the rest for validation,
     stratified by user (scikit-learn's train_test_split): 81/9/10. Users with fewer than
-    SEED_SPLIT_MIN_USER_RATINGS ratings cannot be stratified: their ratings all stay in training."""
+    STRATIFIED_MIN_USER_RATINGS ratings cannot be stratified: their ratings all stay in training."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(data["users"], minlength=data["n_users"])
-    stratifiable = counts[data["users"]] >= SEED_SPLIT_MIN_USER_RATINGS
+    counts = np.bincount(data.users, minlength=data.n_users)
+    stratifiable = counts[data.users] >= STRATIFIED_MIN_USER_RATINGS
     index = np.flatnonzero(stratifiable)
     kept_in_train = np.flatnonzero(~stratifiable)
     if kept_in_train.size:
-        print(f"Note: {int((counts < SEED_SPLIT_MIN_USER_RATINGS).sum()):,} users have fewer than "
-              f"{SEED_SPLIT_MIN_USER_RATINGS} ratings; their {kept_in_train.size:,} ratings stay in training.")
+        print(f"Note: {int((counts < STRATIFIED_MIN_USER_RATINGS).sum()):,} users have fewer than "
+              f"{STRATIFIED_MIN_USER_RATINGS} ratings; their {kept_in_train.size:,} ratings stay in training.")
     try:
-        rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=data["users"][index],
+        rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=data.users[index],
                                       random_state=seed)
-        train, val = train_test_split(rest, test_size=VAL_FRACTION, stratify=data["users"][rest],
+        train, val = train_test_split(rest, test_size=VAL_FRACTION, stratify=data.users[rest],
                                       random_state=seed)
     except ValueError as error:
-        raise DataError(f"the seed split cannot be made from {len(index):,} ratings ({error}). Fix: use more data, "
-                        f"or --split random.") from None
-    return {"train": np.sort(np.concatenate([train, kept_in_train])), "val": np.sort(val), "test": np.sort(test)}
+        raise DataError(f"the stratified split cannot be made from {len(index):,} ratings ({error}). Fix: use more "
+                        f"data, or --split random.") from None
+    return Split(np.sort(np.concatenate([train, kept_in_train])), np.sort(val), np.sort(test))
 
 
 def random_split(data, seed, candidates=None, test=None):
     """The literature's protocol: TEST_FRACTION of the ratings drawn uniformly for test (unless `test` is given),
     then RANDOM_VAL_FRACTION of the rest for validation (what early stopping watches); the others train."""
     rng = np.random.default_rng(seed)
-    candidates = np.arange(len(data["ratings"])) if candidates is None else candidates
+    candidates = np.arange(len(data.ratings)) if candidates is None else candidates
     if test is None:
         shuffled = rng.permutation(candidates)
         n_test = int(round(TEST_FRACTION * len(shuffled)))
         test, candidates = shuffled[:n_test], shuffled[n_test:]
     shuffled = rng.permutation(candidates)
     n_val = int(round(RANDOM_VAL_FRACTION * len(shuffled)))
-    return {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val]), "test": np.sort(test)}
+    return Split(np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val]), np.sort(test))
 
 
 def official_split(data, split, seed):
     """ML-100K's official splits: u1-u5 (5-fold) and ua/ub (10 ratings per user for test) as GroupLens ships them;
     validation ratings are RANDOM_VAL_FRACTION of the .base file's, drawn with the split seed."""
-    if data["dataset"] != "ml-100k":
+    if data.dataset != "ml-100k":
         raise DataError(f"--split {split} is one of ML-100K's official splits, but the data set is "
-                        f"{data['dataset']}. Fix: add --dataset ml-100k, or use --split seed, random or time.")
-    data_dir = Path(data["data_dir"])
+                        f"{data.dataset}. Fix: add --dataset ml-100k, or use --split stratified, random or time.")
+    data_dir = Path(data.data_dir)
     hint = f"replace it with the file from {DATASETS['ml-100k']['url']}"
-    pair_of_rating = data["users"].astype(np.int64) * data["n_items"] + data["items"]
+    pair_of_rating = data.users.astype(np.int64) * data.n_items + data.items
     order = np.argsort(pair_of_rating)
     parts = {}
     for part, suffix in (("base", "base"), ("test", "test")):
@@ -599,12 +642,12 @@ def official_split(data, split, seed):
             raise DataError(f"{path} not found: --split {split} needs ML-100K's official split files. "
                             f"Fix: {hint}.")
         users, items, _, _ = read_movielens_ratings(path, "ml-100k")
-        user_index = np.searchsorted(data["user_ids"], users)
-        item_index = np.searchsorted(data["item_ids"], items)
-        known = (user_index < data["n_users"]) & (item_index < data["n_items"])
-        known[known] &= (data["user_ids"][user_index[known]] == users[known]) & (
-            data["item_ids"][item_index[known]] == items[known])
-        pairs = user_index.astype(np.int64) * data["n_items"] + item_index
+        user_index = np.searchsorted(data.user_ids, users)
+        item_index = np.searchsorted(data.item_ids, items)
+        known = (user_index < data.n_users) & (item_index < data.n_items)
+        known[known] &= (data.user_ids[user_index[known]] == users[known]) & (
+            data.item_ids[item_index[known]] == items[known])
+        pairs = user_index.astype(np.int64) * data.n_items + item_index
         position = np.searchsorted(pair_of_rating, pairs, sorter=order)
         found = known & (position < len(order))
         found[found] &= pair_of_rating[order[position[found]]] == pairs[found]
@@ -620,11 +663,11 @@ def time_split(data, seed, time_window):
     (TIME_WINDOWS); MovieLens: the last TIME_TEST_FRACTION of the time range is the test window, all before it
     trains. Test-window ratings of users or items unseen in training are dropped; the rest are split half and half
     into validation and test with the split seed."""
-    timestamps = data["timestamps"]
+    timestamps = data.timestamps
     if timestamps is None:
-        raise DataError(f"--split time needs timestamps, but the ratings in {data['data_dir']} have none. Fix: use "
-                        f"a ratings file with timestamps, or --split seed or random.")
-    if data["dataset"] == "netflix":
+        raise DataError(f"--split time needs timestamps, but the ratings in {data.data_dir} have none. Fix: use "
+                        f"a ratings file with timestamps, or --split stratified or random.")
+    if data.dataset == "netflix":
         day = 86400
         train_from, train_to, test_from, test_to = (np.datetime64(date, "s").astype(np.int64)
                                                     for date in TIME_WINDOWS[time_window])
@@ -635,24 +678,24 @@ def time_split(data, seed, time_window):
         test_from = last - TIME_TEST_FRACTION * (last - first)
         in_train, in_test_window = timestamps < test_from, timestamps >= test_from
     train, in_test_window = np.flatnonzero(in_train), np.flatnonzero(in_test_window)
-    seen_users = np.zeros(data["n_users"], dtype=bool)
-    seen_users[data["users"][train]] = True
-    seen_items = np.zeros(data["n_items"], dtype=bool)
-    seen_items[data["items"][train]] = True
-    kept = in_test_window[seen_users[data["users"][in_test_window]] & seen_items[data["items"][in_test_window]]]
+    seen_users = np.zeros(data.n_users, dtype=bool)
+    seen_users[data.users[train]] = True
+    seen_items = np.zeros(data.n_items, dtype=bool)
+    seen_items[data.items[train]] = True
+    kept = in_test_window[seen_users[data.users[in_test_window]] & seen_items[data.items[in_test_window]]]
     shuffled = np.random.default_rng(seed).permutation(kept)
     half = len(shuffled) // 2
-    return {"train": train, "val": np.sort(shuffled[:half]), "test": np.sort(shuffled[half:])}
+    return Split(train, np.sort(shuffled[:half]), np.sort(shuffled[half:]))
 
 
 def check_split_sizes(data, parts, split):
     """Refuse splits too small to measure anything, before any training."""
     for part, minimum in MIN_RATINGS.items():
-        if len(parts[part]) < minimum:
-            raise DataError(f"--split {split} leaves {len(parts[part])} {part} ratings of {len(data['ratings']):,} "
+        if len(getattr(parts, part)) < minimum:
+            raise DataError(f"--split {split} leaves {len(getattr(parts, part))} {part} ratings of {len(data.ratings):,} "
                             f"(at least {minimum} are needed for a meaningful run). Fix: use a larger data set"
                             + (", or a wider --time-window." if split == "time" else "."))
-    for name, count in (("users", data["n_users"]), ("items", data["n_items"])):
+    for name, count in (("users", data.n_users), ("items", data.n_items)):
         if count < 2:
             raise DataError(f"the data has {count} {name}: at least 2 are needed. Fix: use a larger data set.")
 
@@ -662,13 +705,13 @@ def check_split_sizes(data, parts, split):
 
 def triples(data, part, orientation="user"):
     """(rows, cols, ratings) of one part of the split; rows are users or items depending on `orientation`."""
-    users, items = data["users"][part], data["items"][part]
+    users, items = data.users[part], data.items[part]
     rows, cols = (users, items) if orientation == "user" else (items, users)
-    return rows, cols, data["ratings"][part]
+    return rows, cols, data.ratings[part]
 
 
 def matrix_shape(data, orientation="user"):
-    return (data["n_users"], data["n_items"]) if orientation == "user" else (data["n_items"], data["n_users"])
+    return (data.n_users, data.n_items) if orientation == "user" else (data.n_items, data.n_users)
 
 
 def rating_matrix(rows, cols, ratings, shape):

@@ -11,17 +11,15 @@ After every epoch the current and the best weights and the history are saved (ch
 run continues with --resume from its last finished epoch.
 """
 
-import json
 import math
 import time
-from pathlib import Path
 
+import keras
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
 import kernel_model
-from utils import save_json, stop_signals_held, write_atomic
 
 
 class FullBatch:
@@ -93,6 +91,7 @@ def value_and_gradient_function(batch, variables, global_stage):
 
     def value_and_gradient(x):
         loss, gradient = compute(tf.constant(x, tf.float32))
+        value_and_gradient.last_loss = float(loss)
         return float(loss), gradient.numpy().astype(np.float64)
 
     return value_and_gradient
@@ -108,46 +107,18 @@ def assign_flat_values(variables, flat):
         variable.assign(part.reshape(variable.shape).astype(np.float32))
 
 
-class LbfgsCheckpoint:
-    """After every epoch: the current and the best weights and the training state, written while Ctrl-C and
-    SIGTERM are held back, so the three files always belong to the same epoch."""
-
-    def __init__(self, results_dir, run_config):
-        self.results_dir = Path(results_dir)
-        self.weights_path = self.results_dir / "checkpoint.weights.h5"
-        self.best_path = self.results_dir / "checkpoint-best.weights.h5"
-        self.state_path = self.results_dir / "checkpoint.json"
-        self.run_config = run_config
-
-    def exists(self):
-        return self.weights_path.is_file() and self.best_path.is_file() and self.state_path.is_file()
-
-    def saved_config(self):
-        return json.loads(self.state_path.read_text()).get("config", {})
-
-    def save(self, model, best_weights, state):
-        with stop_signals_held():
-            current = model.get_weights()
-            write_atomic(self.weights_path, lambda path: model.save_weights(path))
-            if best_weights is not None:
-                model.set_weights(best_weights)
-                write_atomic(self.best_path, lambda path: model.save_weights(path))
-                model.set_weights(current)
-            save_json(self.state_path, {**state, "config": self.run_config})
-
-    def finished_epochs(self):
-        return len(json.loads(self.state_path.read_text())["history"]) if self.exists() else 0
-
-    def load(self, model):
-        """The saved state; the model holds the current weights. Returns (state, best weights)."""
-        model.load_weights(self.best_path)
-        best_weights = model.get_weights()
-        model.load_weights(self.weights_path)
-        return json.loads(self.state_path.read_text()), best_weights
-
-    def remove(self):
-        for path in (self.weights_path, self.best_path, self.state_path):
-            path.unlink(missing_ok=True)
+def run_epoch(batch, variables, value_and_gradient, iterations, global_stage):
+    """One call of L-BFGS-B of at most `iterations` iterations, with a progress bar of its objective. Returns (the
+    iterations run, the scores after it, its seconds)."""
+    started = time.perf_counter()
+    progress = keras.utils.Progbar(iterations, stateful_metrics=["objective"], unit_name="iteration")
+    result = scipy.optimize.minimize(
+        value_and_gradient, flat_values(variables), jac=True, method="L-BFGS-B",
+        options={"maxiter": iterations, "maxcor": 10},
+        callback=lambda x: progress.add(1, [("objective", value_and_gradient.last_loss)]))
+    assign_flat_values(variables, result.x)  # L-BFGS' answer, which need not be its last trial point
+    scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
+    return int(result.nit), scores, round(time.perf_counter() - started, 3)
 
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
@@ -167,14 +138,10 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
         value_and_gradient = value_and_gradient_function(batch, variables, global_stage)
         log(f"Stage {name}: up to {epochs} epochs of {iterations} L-BFGS iterations on the whole train matrix")
         while state["stage_epoch"] < epochs and state["bad_epochs"] < patience:
-            started = time.perf_counter()
-            result = scipy.optimize.minimize(value_and_gradient, flat_values(variables), jac=True,
-                                             method="L-BFGS-B", options={"maxiter": iterations, "maxcor": 10})
-            assign_flat_values(variables, result.x)  # L-BFGS' answer, which need not be its last trial point
-            scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
+            iterations_run, scores, seconds = run_epoch(batch, variables, value_and_gradient, iterations, global_stage)
             state["stage_epoch"] += 1
-            row = {"epoch": len(state["history"]) + 1, "stage": name, "iterations": int(result.nit), **scores,
-                   "seconds": round(time.perf_counter() - started, 3)}
+            row = {"epoch": len(state["history"]) + 1, "stage": name, "iterations": iterations_run, **scores,
+                   "seconds": seconds}
             state["history"].append(row)
             if not all(math.isfinite(value) for value in scores.values()):
                 raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
@@ -183,13 +150,13 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
                 state["best_val"], state["bad_epochs"], best_weights = scores["val_rmse_clip"], 0, model.get_weights()
             else:
                 state["bad_epochs"] += 1
-            log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {row['iterations']} iterations, "
-                f"{row['seconds']:.1f} s): loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, "
+            log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {iterations_run} iterations, "
+                f"{seconds:.1f} s): loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, "
                 f"validation RMSE {scores['val_rmse_clip']:.4f}{' (best)' if improved else ''}")
             checkpoint.save(model, best_weights, state)
             if on_epoch:
                 on_epoch(row)
-            if result.nit == 0:
+            if iterations_run == 0:
                 break  # converged: another epoch would start from the same point
         model.set_weights(best_weights)  # the next stage starts from, and the last one ends with, the best weights
         if stage_index == 0:

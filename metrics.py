@@ -32,21 +32,30 @@ def global_rmse(ratings, predictions, scale=(1.0, 5.0)):
 
 
 def evaluate_predictor(data, split, predict, score_users):
-    """Both RMSEs on the validation and test ratings and, where score_users is given, NDCG@10 and Recall@10 on
-    the test ratings, of any predictor: predict(users, items) -> predicted ratings, score_users(users) -> [users,
-    items] scores (metrics of None where it is None)."""
-    scale = data["scale"][:2]
+    """evaluate_predictions of a predictor: predict(users, items) -> predicted ratings."""
+    predictions = {}
+    for part in ("val", "test"):
+        index = getattr(split, part)
+        predictions[part] = predict(data.users[index], data.items[index])
+    return evaluate_predictions(data, split, predictions, score_users)
+
+
+def evaluate_predictions(data, split, predictions, score_users):
+    """Both RMSEs on the validation and test ratings of predictions {'val': ..., 'test': ...} (aligned with
+    split.val and split.test) and, where score_users is given, NDCG@10 and Recall@10 on the test ratings:
+    score_users(users) -> [users, items] scores (metrics of None where it is None)."""
+    scale = data.scale[:2]
     result = {}
     for part in ("val", "test"):
-        users, items, ratings = (data[key][split[part]] for key in ("users", "items", "ratings"))
-        predictions = predict(users, items)
-        result[f"{part}_masked_rmse"] = per_user_masked_rmse(users, ratings, predictions, scale)
-        result[f"{part}_rmse"] = global_rmse(ratings, predictions, scale)
+        index = getattr(split, part)
+        users, ratings = data.users[index], data.ratings[index]
+        result[f"{part}_masked_rmse"] = per_user_masked_rmse(users, ratings, predictions[part], scale)
+        result[f"{part}_rmse"] = global_rmse(ratings, predictions[part], scale)
     ranking = {"ndcg_at_10": None, "recall_at_10": None}
     if score_users is not None:
-        train, test = split["train"], split["test"]
-        ranking = ranking_metrics(score_users, data["users"][train], data["items"][train], data["users"][test],
-                                  data["items"][test], data["ratings"][test], data["n_users"], data["n_items"])
+        train, test = split.train, split.test
+        ranking = ranking_metrics(score_users, data.users[train], data.items[train], data.users[test],
+                                  data.items[test], data.ratings[test], data.n_users, data.n_items)
     result.update({f"test_{key}": value for key, value in ranking.items()})
     return result
 

@@ -16,55 +16,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import data_processor
-import main
-import metrics
+import inference
+import reporting
+from config import ConfigError
 
-
-def top_n(model, prepared, orientation, user_index, count=10):
-    """[(MovieID, title, predicted rating)] of the `count` best movies the user has not rated."""
-    data, inputs = prepared["data"], model.input_matrix(prepared["train"])
-    if orientation == "user":
-        predicted = metrics.predict_rows(model, inputs, np.array([user_index]))[0]
-    else:  # the user's column: one prediction from each item's row
-        items = np.arange(data["n_items"])
-        predicted = metrics.predict_at(model, inputs, items, np.full_like(items, user_index))
-    candidates = np.ones(data["n_items"], dtype=bool)
-    candidates[data["items"][data["users"] == user_index]] = False
-    best = np.flatnonzero(candidates)[np.argsort(-predicted[candidates], kind="stable")[:count]]
-    return [(int(data["item_ids"][item]), data["titles"].get(int(item), f"MovieID {data['item_ids'][item]}"),
-             float(predicted[item])) for item in best]
-
-
-def print_top_n(recommendations, user_id):
-    print(f"\nTop {len(recommendations)} recommendations for UserID {user_id} (movies they have not rated):")
-    for rank, (movie_id, title, predicted) in enumerate(recommendations, start=1):
-        print(f"{rank:2d}. {title}  (MovieID {movie_id}, predicted {predicted:.2f})")
-
-
-def main_recommend(argv=None):
-    import evaluate
-
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--user", type=int, required=True, help="the data set's UserID")
     parser.add_argument("--top", type=int, default=10, help="how many movies")
-    parser.add_argument("--results-dir", type=Path, default=main.RESULTS_DIR)
+    parser.add_argument("--results-dir", type=Path, default=reporting.DEFAULT_RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error("--top must be at least 1")
     try:
-        network, config, prepared = evaluate.load_run(args.results_dir)
-    except (main.ConfigError, data_processor.DataError) as error:
+        network, config, prepared = inference.load_run(args.results_dir)
+    except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    user_ids = prepared["data"]["user_ids"]
+    user_ids = prepared.data.user_ids
     index = int(np.searchsorted(user_ids, args.user))
     if index >= len(user_ids) or user_ids[index] != args.user:
         print(f"error: --user {args.user} is not a UserID of {config['dataset']} (its ids run from {user_ids[0]} "
               f"to {user_ids[-1]}, {len(user_ids):,} users). Fix: pick a UserID that has ratings.", file=sys.stderr)
         return 2
-    print_top_n(top_n(network, prepared, config["orientation"], index, args.top), args.user)
+    inference.print_top_n(inference.top_n(network, prepared, index, args.top), args.user)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main_recommend())
+    sys.exit(main())

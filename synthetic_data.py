@@ -65,6 +65,29 @@ def spread_ids(count, largest, seed):
     return np.sort(np.random.default_rng(seed).choice(np.arange(1, largest + 1), size=count, replace=False))
 
 
+def write_netflix(folder, user_ids, item_ids, items, quality, rng, started):
+    """The Netflix Prize layout: four combined_data_*.txt files of 'MovieID:' blocks, and movie_titles.csv."""
+    name, n_items, n_ratings = "netflix", len(item_ids), len(items)
+    ratings = np.clip(np.round(3.6 + quality), 1, 5).astype(np.int8)
+    first, last = (np.datetime64(day) for day in NETFLIX_DATES)
+    days = first + rng.integers(0, int((last - first).astype(int)) + 1, n_ratings).astype("timedelta64[D]")
+    counts = np.bincount(items, minlength=n_items)
+    files = np.array_split(np.arange(n_items), 4)
+    for number, movies in enumerate(files, start=1):
+        progress(f"Synthetic {name}: writing combined_data_{number}.txt", started)
+        rows = slice(counts[:movies[0]].sum(), counts[:movies[-1] + 1].sum())
+        text = pd.DataFrame({"c": user_ids[rows], "r": ratings[rows], "d": days[rows]}).to_csv(
+            index=False, header=False, date_format="%Y-%m-%d").encode()
+        line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10) + 1])
+        block_ends = line_starts[np.concatenate([[0], np.cumsum(counts[movies])])]
+        with open(folder / f"combined_data_{number}.txt", "wb") as handle:
+            for index, movie in enumerate(movies):
+                handle.write(f"{item_ids[movie]}:\n".encode())
+                handle.write(text[block_ends[index]:block_ends[index + 1]])
+    with open(folder / "movie_titles.csv", "w", encoding="latin-1") as handle:
+        handle.writelines(f"{i},{1950 + i % 55},Film {i}, with a comma\n" for i in item_ids)
+
+
 def write_synthetic(name, folder, scale=1.0, seed=0):
     """Write the synthetic data set `name` into `folder`, scaled by `scale` in ratings and by its square root in
     users and items (which keeps the density of the real data). Returns the number of ratings written."""
@@ -90,24 +113,7 @@ def write_synthetic(name, folder, scale=1.0, seed=0):
                                                               item_ids], "genres": "Drama"})
         titles.to_csv(folder / "movies.csv", index=False)
     else:
-        ratings = np.clip(np.round(3.6 + quality), 1, 5).astype(np.int8)
-        first, last = (np.datetime64(day) for day in NETFLIX_DATES)
-        days = first + rng.integers(0, int((last - first).astype(int)) + 1, n_ratings).astype("timedelta64[D]")
-        counts = np.bincount(items, minlength=n_items)
-        files = np.array_split(np.arange(n_items), 4)
-        for number, movies in enumerate(files, start=1):
-            progress(f"Synthetic {name}: writing combined_data_{number}.txt", started)
-            rows = slice(counts[:movies[0]].sum(), counts[:movies[-1] + 1].sum())
-            text = pd.DataFrame({"c": user_ids[rows], "r": ratings[rows], "d": days[rows]}).to_csv(
-                index=False, header=False, date_format="%Y-%m-%d").encode()
-            line_starts = np.concatenate([[0], np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10) + 1])
-            block_ends = line_starts[np.concatenate([[0], np.cumsum(counts[movies])])]
-            with open(folder / f"combined_data_{number}.txt", "wb") as handle:
-                for index, movie in enumerate(movies):
-                    handle.write(f"{item_ids[movie]}:\n".encode())
-                    handle.write(text[block_ends[index]:block_ends[index + 1]])
-        with open(folder / "movie_titles.csv", "w", encoding="latin-1") as handle:
-            handle.writelines(f"{i},{1950 + i % 55},Film {i}, with a comma\n" for i in item_ids)
+        write_netflix(folder, user_ids, item_ids, items, quality, rng, started)
     (folder / "SYNTHETIC.txt").write_text(f"synthetic {name}, scale {scale}, seed {seed}: {n_users} users, "
                                           f"{n_items} items, {n_ratings} ratings\n")
     progress(f"Synthetic {name}: {n_ratings:,} ratings written to {folder}", started)

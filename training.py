@@ -1,169 +1,280 @@
-"""Training infrastructure: checkpoints and early stopping that survive an interrupt, and CometML logging.
+"""From prepared data to a trained network: build the network, batch the data, train it with Keras' fit (the deep
+autoencoder) or full-batch L-BFGS (the kernel networks), inside one Session that both trainers share.
 
-Keras callbacks, so this file imports Keras; main.py imports it only once a run starts.
+The Session holds what a run does around its trainer: resume or start afresh, CometML from the first epoch to the
+final metrics, Ctrl-C and SIGTERM stopping the run with its checkpoint kept, and the report of a diverged run.
 """
 
-import json
-import math
-import os
-import threading
+import signal
+import sys
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
+import scipy.sparse
+import tensorflow as tf
 
-from utils import save_json, stop_signals_held, write_atomic
+import data_processor
+import distribute
+import inference
+import kernel_model
+import lbfgs
+import model as model_module
+import reporting
+import utils
+from checkpoints import KerasCheckpoint, LbfgsCheckpoint, ResumableEarlyStopping
+from comet_logger import CometLogger
+from config import KERNEL_MODEL_KEYS, MODEL_KEYS, RESUME_KEYS
 
-COMET_TIMEOUT_SECONDS = 5  # the longest a CometML call may hold up training before logging turns off
+
+class Session:
+    """One training session, whichever the trainer:
+
+        with Session(config, record, results_dir, chief) as session:
+            history = fit_keras(config, network, prepared, session)   # or fit_lbfgs
+            ... evaluate, save, session.comet.log_metrics(...)
+        if session.interrupted: ...
+
+    On entry: resume (the checkpoint must match this run) or clear the previous run's files, start CometML, let
+    Ctrl-C and SIGTERM stop the run. On exit: end CometML once, whatever happened; an interrupt is reported with
+    the command that resumes, and ends the block quietly (session.interrupted)."""
+
+    def __init__(self, config, record, results_dir, chief=True, tags=()):
+        self.config, self.record, self.results_dir, self.chief = config, record, Path(results_dir), chief
+        checkpoint_kind = LbfgsCheckpoint if config["model"] == "kernel" else KerasCheckpoint
+        self.checkpoint = checkpoint_kind(results_dir, {key: record[key] for key in RESUME_KEYS})
+        self.tags = [config["dataset"], f"split-{config['split']}", f"preset-{config['preset']}", *tags]
+        self.initial_epoch, self.interrupted, self.diverged = 0, False, False
+
+    def __enter__(self):
+        if self.config["resume"]:
+            self.checkpoint.check_resumable()
+            self.initial_epoch = self.checkpoint.finished_epochs()
+            print(f"Resuming from the checkpoint of epoch {self.initial_epoch} in {self.results_dir}")
+        else:
+            reporting.clear_previous_run(self.results_dir)
+        self.comet = CometLogger(self.config["comet_project"], self.results_dir, self.tags, enabled=self.chief)
+        self.comet.log_parameters({key: str(value) for key, value in self.record.items()})
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # also where the shell ignores it (background)
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        self.comet.end()
+        if kind is not KeyboardInterrupt:
+            return False
+        self.interrupted = True
+        finished = self.checkpoint.finished_epochs()
+        if finished:
+            print(f"\nInterrupted after {finished} finished epochs. The checkpoint of epoch {finished} is in "
+                  f"{self.results_dir}; continue with: python3 main.py --resume --results-dir {self.results_dir} "
+                  f"(and the same other flags).", file=sys.stderr)
+        else:
+            print(f"\nInterrupted with no checkpoint to continue from in {self.results_dir}: run the same command "
+                  f"again.", file=sys.stderr)
+        return True
+
+    def train_seconds(self):
+        return time.perf_counter() - self.started
+
+    def report_divergence(self, epoch, fix, evaluated):
+        """A NaN or infinite loss in `epoch`: say so truthfully; `evaluated`: the last good checkpoint is loaded
+        and will be evaluated."""
+        self.diverged = True
+        message = f"error: the loss became NaN or infinite in epoch {epoch}: training diverged. Fix: {fix}. "
+        if not self.checkpoint.exists():
+            message += "No epoch finished, so no checkpoint exists and nothing was evaluated."
+            utils.save_json(self.results_dir / "metrics.json", {"diverged": True, "epochs": 0, "config": self.record})
+        else:
+            message += (f"The last good checkpoint (epoch {epoch - 1}) is kept in {self.results_dir}"
+                        + (" and evaluated." if evaluated else "."))
+        print(message, file=sys.stderr)
+
+
+def raise_keyboard_interrupt(signum, frame):
+    """SIGTERM is handled like Ctrl-C: the run stops and keeps its last checkpoint."""
+    raise KeyboardInterrupt
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Checkpoints and early stopping that survive an interrupt: `python3 main.py --resume` continues from them.
+# The deep autoencoder: Keras' fit on row batches.
 
-class Checkpoint(keras.callbacks.Callback):
-    """After every epoch: model weights with the optimizer state, and the history of finished epochs (Keras'
-    logs, learning rate and wall seconds of each), with the configuration of the run that wrote them, so that
-    --resume can refuse a different one.
-
-    Ctrl-C and SIGTERM are held back while the two files are written, so they always belong to the same epoch.
-    A NaN or infinite metric marks the run as diverged, stops it and keeps the previous (good) checkpoint.
-    """
-
-    def __init__(self, results_dir, run_config):
-        super().__init__()
-        self.weights_path = Path(results_dir) / "checkpoint.weights.h5"
-        self.state_path = Path(results_dir) / "checkpoint.json"
-        self.run_config = run_config  # what must match for --resume: the model and the data it trains on
-        self.history = []  # one dict per finished epoch: epoch, Keras' logs, learning_rate
-        self.diverged = False
-
-    def exists(self):
-        return self.weights_path.is_file() and self.state_path.is_file()
-
-    def saved_config(self):
-        return json.loads(self.state_path.read_text()).get("config", {})
-
-    def load(self, model):
-        """Restore weights and optimizer state into `model`, and the history of the finished epochs."""
-        model.load_weights(self.weights_path)
-        self.history[:] = json.loads(self.state_path.read_text())["history"]
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not all(math.isfinite(float(value)) for value in logs.values()):
-            self.diverged = True
-            self.model.stop_training = True
-            return
-        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)  # also a mirrored variable
-        self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
-                             "learning_rate": float(learning_rate),
-                             "seconds": round(time.perf_counter() - self.epoch_started, 3)})
-        with stop_signals_held():
-            write_atomic(self.weights_path, lambda path: self.model.save_weights(path))
-            save_json(self.state_path, {"epoch": len(self.history), "history": self.history,
-                                        "config": self.run_config})
-
-    def remove(self):
-        self.weights_path.unlink(missing_ok=True)
-        self.state_path.unlink(missing_ok=True)
+def resolve_precision(precision):
+    """'auto' becomes bfloat16 where the hardware multiplies it natively, float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bfloat16() else "float32"
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras' EarlyStopping, whose patience counter also counts the epochs finished before a --resume:
-    it replays their logs when training begins."""
+def native_bfloat16():
+    """Whether this machine multiplies bfloat16 natively, so that mixed precision is faster, not slower."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
+    try:
+        cpu_flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in cpu_flags or "avx512_bf16" in cpu_flags
 
-    def __init__(self, history, **kwargs):
-        super().__init__(**kwargs)
-        self.finished_epochs = history
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        for row in list(self.finished_epochs):
-            super().on_epoch_end(row["epoch"] - 1, row)
+def build_model(config, prepared, precision):
+    """The autoencoder for this data (row length, rating scale) and its optimizer, compiled and built."""
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    low, high, _ = prepared.data.scale
+    network = model_module.DeepAutoEncoder(prepared.shape[1], (low, high), **{key: config[key] for key in MODEL_KEYS})
+    if config["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(config["learning_rate"], momentum=config["momentum"])
+    else:
+        optimizer = keras.optimizers.Adam(config["learning_rate"])
+    network.compile(optimizer=optimizer, jit_compile=False)  # XLA measured slower than oneDNN's kernels on CPU
+    network.build()
+    optimizer.build(network.trainable_variables)  # its state too, inside a tf.distribute scope where there is one
+    return network
+
+
+def training_batches(config, prepared, strategy=None):
+    """The protocol of the seed: the input is always the train matrix; the targets are the train ratings when
+    training, the validation ratings when validating. The fast path keeps all of them sparse; the dense path (the
+    plain reference) feeds dense arrays. Returns (the training batches, the validation batches, the steps of an
+    epoch or None for all batches). Under tf.distribute each global batch is cut into per-replica slices, and the
+    training batches come from one endless iterator that sees the shuffles one device sees: Keras' fit starts a
+    fresh pass over a finite dataset twice per epoch (the second at the end of the epoch, unused), so one device
+    trains on every other shuffle, and so does this."""
+    train_inputs, train_targets, val_targets = prepared.train, prepared.train, prepared.val
+    if config["training_path"] == "dense":
+        train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
+        train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
+    train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
+    val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
+    if not strategy:
+        return train_data, val_data, None
+    steps = -(-train_inputs.shape[0] // config["batch_size"])
+    every_other_shuffle = train_data.repeat().enumerate().filter(lambda index, batch: index // steps % 2 == 0)
+    train_data = every_other_shuffle.map(lambda index, batch: batch)
+    return (distribute.distribute_batches(strategy, train_data), distribute.distribute_batches(strategy, val_data),
+            steps)
+
+
+def row_batches(inputs, targets, batch_size, shuffle_seed=None):
+    """Batches of (input rows, target rows), in the same order on both paths: scipy sparse matrices become
+    tf.SparseTensor batches (the fast path), NumPy arrays dense ones (the dense path)."""
+    def to_tf(matrix):
+        if not scipy.sparse.issparse(matrix):
+            return matrix
+        coo = matrix.tocoo()
+        indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+        return tf.sparse.reorder(tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape))
+
+    dataset = tf.data.Dataset.from_tensor_slices((to_tf(inputs), to_tf(targets)))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def keras_callbacks(config, session):
+    """Stop on NaN, early stopping (counting resumed epochs), the checkpoint, CometML per epoch, the schedule."""
+    checkpoint = session.checkpoint
+    callbacks = [keras.callbacks.TerminateOnNaN(),
+                 ResumableEarlyStopping(checkpoint.history, monitor="val_loss", min_delta=config["min_delta"],
+                                        patience=config["patience"]),
+                 checkpoint,
+                 keras.callbacks.LambdaCallback(
+                     on_epoch_end=lambda epoch, logs: session.comet.log_metrics(logs, epoch=epoch + 1))]
+    if config["lr_schedule"] == "step":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: config["learning_rate"] * 0.5 ** sum(epoch >= step for step in config["lr_step_epochs"])))
+    elif config["lr_schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
+    return callbacks
+
+
+def fit_keras(config, network, prepared, session, strategy=None):
+    """Keras' fit with checkpoints, early stopping, the learning-rate schedule and CometML; from the checkpoint
+    with --resume. Returns the history of every epoch, resumed ones included (the network ends with the last
+    epoch's weights, or the last good checkpoint's when training diverged)."""
+    checkpoint = session.checkpoint
+    if config["resume"]:
+        network.optimizer.build(network.trainable_variables)
+        checkpoint.load(network)
+    train_data, val_data, steps = training_batches(config, prepared, strategy)
+    summary_lines = []
+    network.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
+    session.comet.log_model_summary("\n".join(summary_lines))
+    print(f"Training on the {config['training_path']} path ({network.compute_dtype}), up to {config['epochs']} "
+          f"epochs from epoch {session.initial_epoch + 1}")
+    try:
+        network.fit(train_data, epochs=config["epochs"], initial_epoch=session.initial_epoch, verbose=2,
+                    validation_data=val_data, steps_per_epoch=steps, callbacks=keras_callbacks(config, session),
+                    shuffle=False)  # row_batches shuffles
+    except tf.errors.OpError as error:
+        if config["distribute"] == "none":
+            raise
+        raise distribute.WorkerFailure(
+            f"training stopped: a collective operation failed ({type(error).__name__}: {error.message[:300]}); "
+            f"another worker most likely died or cannot be reached (collectives wait at most "
+            f"{distribute.COLLECTIVE_TIMEOUT_SECONDS} s). The checkpoint of epoch {len(checkpoint.history)} in "
+            f"{session.results_dir} is intact: restart every worker with --resume and the same flags.") from None
+    if checkpoint.diverged:
+        session.report_divergence(len(checkpoint.history) + 1, f"lower the learning rate (--learning-rate "
+                                  f"{config['learning_rate']} is most likely too high)", evaluated=True)
+        if checkpoint.exists():
+            checkpoint.load(network)
+    else:
+        checkpoint.remove()
+    return checkpoint.history
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# CometML: optional. Any failure warns once and turns logging off; the run and its local files go on.
+# The kernel networks: full-batch L-BFGS (lbfgs.py).
 
-class CometLogger:
-    """Logs to CometML when COMET_API_KEY is set (online) or COMET_MODE=offline (an archive in the results
-    folder); otherwise does nothing. Every call runs with a deadline of COMET_TIMEOUT_SECONDS: a key the server
-    rejects, or a server out of reach, costs seconds, not the minutes of the client's own retries."""
-
-    def __init__(self, project_name, results_dir):
-        self.experiment = None
-        api_key = os.environ.get("COMET_API_KEY")
-        offline = os.environ.get("COMET_MODE", "").lower() == "offline"
-        if not api_key and not offline:
-            print("CometML logging is off (set COMET_API_KEY to log online, or COMET_MODE=offline).")
-            return
-        quiet = dict(auto_param_logging=False, auto_metric_logging=False, auto_output_logging=False,
-                     parse_args=False, log_code=False, log_graph=False, log_git_metadata=False,
-                     log_git_patch=False, log_env_details=False, display_summary_level=0)
-
-        def create():
-            import comet_ml
-            if offline:
-                return comet_ml.OfflineExperiment(project_name=project_name, offline_directory=str(results_dir),
-                                                  **quiet)
-            experiment = comet_ml.Experiment(api_key=api_key, project_name=project_name, **quiet)
-            if not getattr(experiment, "alive", True):
-                raise RuntimeError("the experiment could not be created (invalid key or no network?)")
-            return experiment
-
-        try:
-            self.experiment = with_deadline(create)
-            print(f"CometML logging is on ({'offline, archive in ' + str(results_dir) if offline else 'online'}).")
-        except Exception as error:
-            self._give_up(error)
-
-    def _give_up(self, error):
-        print(f"Warning: CometML logging failed and is now off ({type(error).__name__}: {error}). "
-              f"The run goes on; all results are still written locally.")
-        self.experiment = None
-
-    def _call(self, method, *args, **kwargs):
-        if self.experiment is None:
-            return
-        try:
-            with_deadline(lambda: getattr(self.experiment, method)(*args, **kwargs))
-        except Exception as error:
-            self._give_up(error)
-
-    def log_parameters(self, parameters):
-        self._call("log_parameters", parameters)
-
-    def log_metrics(self, metrics, epoch=None):
-        self._call("log_metrics", metrics, epoch=epoch)
-
-    def log_figure(self, path):
-        self._call("log_image", str(path), name=Path(path).stem)
-
-    def log_model_summary(self, text):
-        self._call("set_model_graph", text)
-
-    def end(self):
-        self._call("end")
+def build_kernel_model(config, prepared):
+    """The kernelised autoencoder (Sparse FC; GLocal-K with --global-kernel-size) for this data, built."""
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_dtype_policy("float32")
+    low, high, _ = prepared.data.scale
+    n_rows, n_inputs = prepared.shape
+    network = kernel_model.KernelAutoEncoder(n_inputs, n_rows, (low, high),
+                                             **{key: config[key] for key in KERNEL_MODEL_KEYS})
+    network.build()
+    return network
 
 
-def with_deadline(function, seconds=COMET_TIMEOUT_SECONDS):
-    """function() in a daemon thread; its result, its exception, or TimeoutError after `seconds` (the thread is
-    left behind and cannot keep the program alive)."""
-    outcome = {}
+def fit_lbfgs(config, network, prepared, session):
+    """Full-batch L-BFGS with validation after every epoch, checkpoints and CometML; from the checkpoint with
+    --resume. Returns (the history of every epoch, the first stage's best weights or None when this session
+    resumed after it); the network ends with the best weights of the last stage."""
+    stages = [("pre-training" if config["global_kernel_size"] else "training", config["epochs"],
+               config["lbfgs_iterations"], False)]
+    if config["global_kernel_size"]:
+        stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
+    try:
+        history, first_stage_weights = lbfgs.train(
+            network, prepared.train, prepared.val, stages, config["patience"], config["min_delta"], session.checkpoint,
+            resume=config["resume"], on_epoch=lambda row: session.comet.log_metrics(
+                {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
+    except FloatingPointError:
+        session.report_divergence(session.checkpoint.finished_epochs() + 1, "try a larger --lambda-2",
+                                  evaluated=False)
+        return [], None
+    session.checkpoint.remove()
+    return history, first_stage_weights
 
-    def target():
-        try:
-            outcome["value"] = function()
-        except Exception as error:
-            outcome["error"] = error
 
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise TimeoutError(f"no answer from CometML within {seconds} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+def evaluate_pre_training(config, network, first_stage_weights, prepared):
+    """GLocal-K's pre-trained local autoencoder on its own (the network of --global-kernel-size 0 with the same
+    values), as the GLocal-K paper's ablation: its test metrics, or None when the pre-training's weights are not
+    at hand (a run resumed after it)."""
+    if not config["global_kernel_size"] or first_stage_weights is None:
+        return None
+    final_weights = network.get_weights()
+    network.set_weights(first_stage_weights)
+    local = build_kernel_model({**config, "global_kernel_size": 0}, prepared)
+    for source, target in zip(network.hidden + [network.output_layer], local.hidden + [local.output_layer]):
+        target.set_weights(source.get_weights())
+    network.set_weights(final_weights)
+    result, _ = inference.evaluate(local, prepared)
+    return {key: value for key, value in result.items() if key in reporting.SUMMARY_KEYS}

@@ -1,4 +1,5 @@
-"""Files: atomic writes of results (JSON, CSV, figures), the program's version, peak memory. NumPy only."""
+"""Files: atomic writes (JSON, CSV, anything a function writes), Ctrl-C held back while they happen, the program's
+version, peak memory. NumPy only."""
 
 import contextlib
 import csv
@@ -75,26 +76,6 @@ def save_history_csv(path, history):
     write_atomic(path, write)
 
 
-def plot_curves(path, history, metric, title, ylabel):
-    """Train vs validation curve of one metric, as the seed's figures."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    axes.plot(epochs, [row[metric] for row in history], label="train")
-    axes.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    write_atomic(path, lambda p: figure.savefig(p, dpi=110, format="png"))
-    plt.close(figure)
-
-
 def program_version():
     """The git commit of this program (with '+changes' when the tree has uncommitted edits), or None outside git."""
     folder = Path(__file__).resolve().parent
@@ -111,46 +92,3 @@ def program_version():
 def peak_memory_mb():
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def save_comparison(results_dir, rows):
-    """comparison.csv, comparison.md (a markdown table) and comparison.png (both test metrics per model). Each row
-    is a model's summary over its runs (main.summarise): mean ± std where there is more than one run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results_dir = Path(results_dir)
-    columns = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
-    table = [{"name": row["name"], "n_runs": row["n_runs"],
-              **{f"{key}_{stat}": row[f"{key}_{stat}"] for key in columns + ["train_seconds"]
-                 for stat in ("mean", "std")}} for row in rows]
-    save_history_csv(results_dir / "comparison.csv", table)
-
-    def cell(row, key, digits=4):
-        mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-        if mean is None:
-            return ""
-        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if row["n_runs"] > 1 else "")
-
-    lines = ["| model | test RMSE (global) | test masked RMSE (seed, per-user) | val RMSE (global) | test NDCG@10 | "
-             "test Recall@10 | train seconds |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['name']} | " + " | ".join(cell(row, key) for key in columns)
-                     + f" | {cell(row, 'train_seconds', 0)} |")
-    write_atomic(results_dir / "comparison.md", lambda path: Path(path).write_text("\n".join(lines) + "\n"))
-
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    positions = np.arange(len(rows))
-    for offset, key, label in [(-0.2, "test_masked_rmse", "masked RMSE (seed, per-user)"),
-                               (0.2, "test_rmse", "RMSE (global)")]:
-        bars = axes.bar(positions + offset, [row[f"{key}_mean"] for row in rows], width=0.4, label=label,
-                        yerr=[row[f"{key}_std"] for row in rows] if rows[0]["n_runs"] > 1 else None)
-        axes.bar_label(bars, fmt="%.3f", fontsize=7)
-    axes.set_xticks(positions, [row["name"] for row in rows], rotation=15)
-    axes.set_ylim(0.6, max(max(row["test_rmse_mean"], row["test_masked_rmse_mean"]) for row in rows) + 0.05)
-    axes.set_ylabel("test error (lower is better)")
-    axes.legend()
-    figure.tight_layout()
-    write_atomic(results_dir / "comparison.png", lambda path: figure.savefig(path, dpi=110, format="png"))
-    plt.close(figure)

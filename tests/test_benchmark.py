@@ -31,7 +31,7 @@ def test_synthetic_scale_benchmark_writes_official_files_and_reports(tmp_path, c
     expected = {"ml-20m": 10000, "netflix": 50240}[name]
     assert abs(result["n_ratings"] - expected) <= 1
     data = data_processor.load_dataset(name, folder)  # the project's own reader accepts the files
-    assert len(data["ratings"]) == result["n_ratings"]
+    assert len(data.ratings) == result["n_ratings"]
 
 
 def test_lbfgs_benchmark_times_both_objectives_and_they_agree(movielens_dir, capsys):

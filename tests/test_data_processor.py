@@ -18,12 +18,12 @@ def load(folder, dataset="ml-1m"):
 def test_loads_official_layout_with_dense_ids(movielens_dir):
     data = load(movielens_dir)
     first = (movielens_dir / "ratings.dat").read_text().splitlines()[0].split("::")
-    assert data["user_ids"][data["users"][0]] == int(first[0]) and data["item_ids"][data["items"][0]] == int(first[1])
-    assert data["ratings"][0] == float(first[2])
-    assert data["ratings"].dtype == np.float32 and set(np.unique(data["ratings"])) <= {1, 2, 3, 4, 5}
-    assert (data["n_users"], data["n_items"]) == (60, 40)
-    assert data["titles"][0] == "Movie 1: Caf\u00e9 (1951)"  # latin-1 and a single ':' inside a title
-    assert data["timestamps"] is not None and data["files"]["ratings.dat"] == data_processor.hash_of(
+    assert data.user_ids[data.users[0]] == int(first[0]) and data.item_ids[data.items[0]] == int(first[1])
+    assert data.ratings[0] == float(first[2])
+    assert data.ratings.dtype == np.float32 and set(np.unique(data.ratings)) <= {1, 2, 3, 4, 5}
+    assert (data.n_users, data.n_items) == (60, 40)
+    assert data.titles[0] == "Movie 1: Caf\u00e9 (1951)"  # latin-1 and a single ':' inside a title
+    assert data.timestamps is not None and data.files["ratings.dat"] == data_processor.hash_of(
         movielens_dir / "ratings.dat")
 
 
@@ -34,9 +34,9 @@ def test_huge_ids_are_indexed_densely(tmp_path):
     ratings.write_text(text.replace("\n1::", "\n1000000000::", 1))
     (folder / "users.dat").unlink()
     data = load(folder)
-    assert data["n_users"] == 11 and data["user_ids"][-1] == 1000000000
-    assert data["n_items"] == 30 and data["item_ids"][-1] == 900000000
-    assert data["users"].max() == 10 and data["items"].max() == 29
+    assert data.n_users == 11 and data.user_ids[-1] == 1000000000
+    assert data.n_items == 30 and data.item_ids[-1] == 900000000
+    assert data.users.max() == 10 and data.items.max() == 29
 
 
 def test_lines_without_timestamp_give_the_same_ratings(tmp_path):
@@ -96,39 +96,39 @@ def test_users_and_movies_files_are_validated(movielens_dir):
 def test_missing_movies_file_only_disables_titles(movielens_dir, capsys):
     (movielens_dir / "movies.dat").unlink()
     data = load(movielens_dir)
-    assert data["titles"] == {} and len(data["ratings"]) > 0
+    assert data.titles == {} and len(data.ratings) > 0
     assert "movies.dat not found" in capsys.readouterr().out
 
 
 def test_split_is_81_9_10_disjoint_complete_and_stratified(movielens_dir):
     data = load(movielens_dir)
-    split = data_processor.split_ratings(data, "seed", 1994)
-    n = len(data["ratings"])
-    parts = [split["train"], split["val"], split["test"]]
+    split = data_processor.split_ratings(data, "stratified", 1994)
+    n = len(data.ratings)
+    parts = [split.train, split.val, split.test]
     assert sum(map(len, parts)) == n
     assert len(np.unique(np.concatenate(parts))) == n  # disjoint and complete
-    assert abs(len(split["test"]) / n - 0.10) < 0.01
-    assert abs(len(split["val"]) / n - 0.09) < 0.01
+    assert abs(len(split.test) / n - 0.10) < 0.01
+    assert abs(len(split.val) / n - 0.09) < 0.01
     # Stratified: every user keeps about 81% of their ratings in train, and has test ratings.
-    per_user_total = np.bincount(data["users"])
-    per_user_train = np.bincount(data["users"][split["train"]], minlength=len(per_user_total))
+    per_user_total = np.bincount(data.users)
+    per_user_train = np.bincount(data.users[split.train], minlength=len(per_user_total))
     share = per_user_train[per_user_total > 0] / per_user_total[per_user_total > 0]
     assert share.min() > 0.7 and share.max() < 0.9
-    assert set(data["users"][split["test"]]) == set(data["users"])
+    assert set(data.users[split.test]) == set(data.users)
 
 
 def test_split_is_reproducible_and_depends_on_seed(movielens_dir):
     data = load(movielens_dir)
-    first, again = data_processor.split_ratings(data, "seed", 7), data_processor.split_ratings(data, "seed", 7)
-    other = data_processor.split_ratings(data, "seed", 8)
-    np.testing.assert_array_equal(first["test"], again["test"])
-    assert not np.array_equal(first["test"], other["test"])
+    first, again = data_processor.split_ratings(data, "stratified", 7), data_processor.split_ratings(data, "seed", 7)
+    other = data_processor.split_ratings(data, "stratified", 8)
+    np.testing.assert_array_equal(first.test, again.test)
+    assert not np.array_equal(first.test, other.test)
 
 
 def test_matrices_hold_ratings_at_their_positions(movielens_dir):
     data = load(movielens_dir)
     split = data_processor.split_ratings(data)
-    rows, cols, ratings = data_processor.triples(data, split["train"])
+    rows, cols, ratings = data_processor.triples(data, split.train)
     shape = data_processor.matrix_shape(data)
     dense = data_processor.rating_matrix(rows, cols, ratings, shape)
     sparse = data_processor.sparse_rating_matrix(rows, cols, ratings, shape)
@@ -136,7 +136,7 @@ def test_matrices_hold_ratings_at_their_positions(movielens_dir):
     np.testing.assert_array_equal(dense, sparse.toarray())
     np.testing.assert_array_equal(dense[rows, cols], ratings)
     assert np.count_nonzero(dense) == len(ratings)
-    item_rows, item_cols, _ = data_processor.triples(data, split["train"], orientation="item")
+    item_rows, item_cols, _ = data_processor.triples(data, split.train, orientation="item")
     np.testing.assert_array_equal(item_rows, cols)
     assert data_processor.matrix_shape(data, "item") == (40, 60)
 
@@ -172,7 +172,7 @@ def test_download_verifies_checksum_and_unpacks(tmp_path, monkeypatch):
                         "url": zip_path.as_uri(), "sha256": data_processor.hash_of(zip_path)})
     target = tmp_path / "data" / "ml-1m"
     assert data_processor.ensure_dataset("ml-1m", target) == target
-    assert len(load(target)["ratings"]) > 0
+    assert len(load(target).ratings) > 0
 
 
 def test_download_with_wrong_checksum_is_refused_and_removed(tmp_path, monkeypatch):

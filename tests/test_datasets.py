@@ -20,16 +20,16 @@ TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--lear
 def test_ml100k_format(tmp_path):
     data = data_processor.load_dataset("ml-100k", write_ml100k(tmp_path / "ml-100k"))
     first = (tmp_path / "ml-100k" / "u.data").read_text().split("\n")[0].split("\t")
-    assert data["user_ids"][data["users"][0]] == int(first[0]) and data["ratings"][0] == float(first[2])
-    assert data["timestamps"][0] == int(first[3]) and data["titles"][0] == "Film 1 (1991)"
-    assert data["scale"] == (1.0, 5.0, 1.0)
+    assert data.user_ids[data.users[0]] == int(first[0]) and data.ratings[0] == float(first[2])
+    assert data.timestamps[0] == int(first[3]) and data.titles[0] == "Film 1 (1991)"
+    assert data.scale == (1.0, 5.0, 1.0)
 
 
 def test_ml10m_half_stars_and_scale(tmp_path):
     folder = write_ml10m(tmp_path / "ml-10m")
     data = data_processor.load_dataset("ml-10m", folder)
-    assert set(np.unique(data["ratings"]) * 2) <= set(range(1, 11)) and (data["ratings"] % 1 == 0.5).any()
-    assert data["titles"][0] == "Film 1: Part 1 (2001)"
+    assert set(np.unique(data.ratings) * 2) <= set(range(1, 11)) and (data.ratings % 1 == 0.5).any()
+    assert data.titles[0] == "Film 1: Part 1 (2001)"
     ratings = folder / "ratings.dat"
     ratings.write_text(ratings.read_text().replace("\n", "\n7::3::4.25::5\n", 1))
     with pytest.raises(DataError, match=r"line 2: Rating 4.25 is not 0.5-5 in steps of 0.5: '7::3::4.25::5'"):
@@ -39,7 +39,7 @@ def test_ml10m_half_stars_and_scale(tmp_path):
 def test_ml20m_csv_with_header_and_quoted_titles(tmp_path):
     folder = write_ml20m(tmp_path / "ml-20m")
     data = data_processor.load_dataset("ml-20m", folder)
-    assert data["item_ids"][0] == 1000 and data["titles"][0] == "Film, The 1 (2001)"
+    assert data.item_ids[0] == 1000 and data.titles[0] == "Film, The 1 (2001)"
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,2,3.5,4\n1,x,3,4\n")
     with pytest.raises(DataError, match=r"ratings.csv, line 3: MovieID is not an integer: '1,x,3,4'"):
         data_processor.load_dataset("ml-20m", folder)
@@ -49,12 +49,12 @@ def test_ml20m_csv_with_header_and_quoted_titles(tmp_path):
 def test_netflix_both_layouts_give_the_same_ratings(tmp_path, layout):
     reference = data_processor.load_dataset("netflix", write_netflix(tmp_path / "combined", "combined"))
     data = data_processor.load_dataset("netflix", write_netflix(tmp_path / layout, layout))
-    order = np.lexsort((data["items"], data["users"]))
-    reference_order = np.lexsort((reference["items"], reference["users"]))
+    order = np.lexsort((data.items, data.users))
+    reference_order = np.lexsort((reference.items, reference.users))
     for key in ("users", "items", "ratings", "timestamps"):
-        np.testing.assert_array_equal(data[key][order], reference[key][reference_order])
-    assert data["user_ids"][0] == 1007 and data["titles"][0] == "Film 1, with a comma"
-    assert data["timestamps"].min() == np.datetime64("2005-01-01", "s").astype(np.int64)
+        np.testing.assert_array_equal(getattr(data, key)[order], getattr(reference, key)[reference_order])
+    assert data.user_ids[0] == 1007 and data.titles[0] == "Film 1, with a comma"
+    assert data.timestamps.min() == np.datetime64("2005-01-01", "s").astype(np.int64)
 
 
 def test_netflix_errors_name_file_and_line(tmp_path):
@@ -68,20 +68,20 @@ def test_netflix_errors_name_file_and_line(tmp_path):
 
 
 def disjoint_and_complete(data, parts, complete=True):
-    joined = np.concatenate([parts["train"], parts["val"], parts["test"]])
+    joined = np.concatenate([parts.train, parts.val, parts.test])
     assert len(np.unique(joined)) == len(joined)
     if complete:
-        assert len(joined) == len(data["ratings"])
+        assert len(joined) == len(data.ratings)
 
 
 def test_random_split_is_90_10_with_validation_from_the_90(movielens_dir):
     data = data_processor.load_dataset("ml-1m", movielens_dir)
     parts = data_processor.split_ratings(data, "random", 3)
     disjoint_and_complete(data, parts)
-    n = len(data["ratings"])
-    assert len(parts["test"]) == round(0.1 * n)
-    assert len(parts["val"]) == round(data_processor.RANDOM_VAL_FRACTION * (n - len(parts["test"])))
-    assert not np.array_equal(parts["test"], data_processor.split_ratings(data, "random", 4)["test"])
+    n = len(data.ratings)
+    assert len(parts.test) == round(0.1 * n)
+    assert len(parts.val) == round(data_processor.RANDOM_VAL_FRACTION * (n - len(parts.test)))
+    assert not np.array_equal(parts.test, data_processor.split_ratings(data, "random", 4).test)
 
 
 def test_official_split_uses_the_files(tmp_path):
@@ -91,10 +91,10 @@ def test_official_split_uses_the_files(tmp_path):
         parts = data_processor.split_ratings(data, f"u{k}", 1)
         disjoint_and_complete(data, parts)
         test_lines = (folder / f"u{k}.test").read_text().splitlines()
-        assert len(parts["test"]) == len(test_lines)
+        assert len(parts.test) == len(test_lines)
         first = test_lines[0].split("\t")
-        assert {(int(data["user_ids"][data["users"][i]]), int(data["item_ids"][data["items"][i]]))
-                for i in parts["test"]} >= {(int(first[0]), int(first[1]))}
+        assert {(int(data.user_ids[data.users[i]]), int(data.item_ids[data.items[i]]))
+                for i in parts.test} >= {(int(first[0]), int(first[1]))}
     with pytest.raises(DataError, match="ML-100K's official splits"):
         data_processor.split_ratings(data_processor.load_dataset("ml-1m", write_movielens(tmp_path / "m")), "u1", 1)
 
@@ -103,12 +103,12 @@ def test_time_split_trains_before_and_tests_after(movielens_dir, tmp_path):
     data = data_processor.load_dataset("ml-1m", movielens_dir)
     parts = data_processor.split_ratings(data, "time", 1)
     disjoint_and_complete(data, parts, complete=False)
-    stamps = data["timestamps"]
-    assert stamps[parts["train"]].max() < stamps[parts["test"]].min()
-    assert stamps[parts["train"]].max() < stamps[parts["val"]].min()
+    stamps = data.timestamps
+    assert stamps[parts.train].max() < stamps[parts.test].min()
+    assert stamps[parts.train].max() < stamps[parts.val].min()
     for key in ("users", "items"):  # the test users and items were all seen in training
-        assert set(data[key][parts["test"]]) <= set(data[key][parts["train"]])
-    assert abs(len(parts["val"]) - len(parts["test"])) <= 1
+        assert set(getattr(data, key)[parts.test]) <= set(getattr(data, key)[parts.train])
+    assert abs(len(parts.val) - len(parts.test)) <= 1
     without = data_processor.load_dataset("ml-1m", write_movielens(tmp_path / "no-time", timestamps=False))
     with pytest.raises(DataError, match="needs timestamps"):
         data_processor.split_ratings(without, "time", 1)
@@ -117,10 +117,10 @@ def test_time_split_trains_before_and_tests_after(movielens_dir, tmp_path):
 def test_netflix_time_window(tmp_path):
     data = data_processor.load_dataset("netflix", write_netflix(tmp_path / "netflix"))
     parts = data_processor.split_ratings(data, "time", 1, time_window="1y")
-    days = data["timestamps"].astype("datetime64[s]").astype("datetime64[D]")
-    assert days[parts["train"]].min() >= np.datetime64("2005-01-01") and \
-        days[parts["train"]].max() <= np.datetime64("2005-05-31")
-    tested = days[np.concatenate([parts["val"], parts["test"]])]
+    days = data.timestamps.astype("datetime64[s]").astype("datetime64[D]")
+    assert days[parts.train].min() >= np.datetime64("2005-01-01") and \
+        days[parts.train].max() <= np.datetime64("2005-05-31")
+    tested = days[np.concatenate([parts.val, parts.test])]
     assert tested.min() >= np.datetime64("2005-06-01") and tested.max() <= np.datetime64("2005-06-30")
 
 
@@ -160,9 +160,9 @@ def test_compare_with_repeats_reports_mean_and_std(tmp_path):
 @pytest.mark.skipif(not (ML100K_DIR / "u.data").is_file(), reason="ML-100K's official folder not found")
 def test_real_ml100k_official_split():
     data = data_processor.load_dataset("ml-100k", ML100K_DIR)
-    assert (data["n_users"], data["n_items"], len(data["ratings"])) == (943, 1682, 100000)
+    assert (data.n_users, data.n_items, len(data.ratings)) == (943, 1682, 100000)
     parts = data_processor.split_ratings(data, "u1", 1994)
-    assert len(parts["test"]) == 20000 and len(parts["train"]) + len(parts["val"]) == 80000
+    assert len(parts.test) == 20000 and len(parts.train) + len(parts.val) == 80000
 
 
 def test_download_verifies_against_the_published_md5(tmp_path, monkeypatch):
@@ -181,7 +181,7 @@ def test_download_verifies_against_the_published_md5(tmp_path, monkeypatch):
                         "url": served.as_uri()})
     target = tmp_path / "data" / "ml-10M100K"
     data = data_processor.load_data("ml-10m", str(target))
-    assert len(data["ratings"]) == len((source / "ratings.dat").read_text().splitlines())
+    assert len(data.ratings) == len((source / "ratings.dat").read_text().splitlines())
     (tmp_path / "served" / "ml-10m.zip.md5").write_text("0" * 32 + "  ml-10m.zip\n")
     for leftover in (target.parent / "ml-10m.zip", target.parent / "ml-10m.zip.md5", target / "ratings.dat"):
         leftover.unlink()

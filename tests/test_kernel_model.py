@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import evaluate
 import kernel_model
+import checkpoints
 import lbfgs
 import main
 from conftest import write_ml100k
@@ -170,7 +171,7 @@ def test_lbfgs_lowers_the_objective_and_keeps_the_best_validation_epoch(tmp_path
     batch = lbfgs.FullBatch(model, train, val)
     before = float(batch.objective(global_stage=False))
     history, first_stage = lbfgs.train(model, train, val, [("pre", 3, 10, False), ("fine", 2, 5, True)], 5, 0.0,
-                                       lbfgs.LbfgsCheckpoint(tmp_path, {}), log=lambda line: None)
+                                       checkpoints.LbfgsCheckpoint(tmp_path, {}), log=lambda line: None)
     assert [row["stage"] for row in history] == ["pre"] * 3 + ["fine"] * 2
     assert history[0]["loss"] < before / batch.n_train
     assert history[2]["loss"] < history[0]["loss"]
@@ -208,7 +209,7 @@ def test_presets_train_a_few_steps_and_reload(preset, tmp_path):
     history = (results / "history.csv").read_text().splitlines()
     assert len(history) == metrics["epochs"] + 1 and "val_rmse_clip" in history[0]
     assert not (results / "checkpoint.json").exists()
-    assert evaluate.main_evaluate(["--results-dir", str(results)]) == 0  # the saved model predicts the same
+    assert evaluate.main(["--results-dir", str(results)]) == 0  # the saved model predicts the same
     rescored = sum(1 for _ in open(results / "predictions.tsv")) - 1
     assert rescored == metrics["n_test"]
 
@@ -230,7 +231,7 @@ def test_interrupted_lbfgs_run_resumes_to_the_same_result(tmp_path, monkeypatch)
     folder = write_ml100k(tmp_path / "ml-100k")
     args = ["--preset", "glocalk", "--dataset", "ml-100k", "--data-dir", str(folder), "--split", "u1", *SHORT]
     assert main.main([*args, "--results-dir", str(tmp_path / "whole")]) == 0
-    save = lbfgs.LbfgsCheckpoint.save
+    save = checkpoints.LbfgsCheckpoint.save
     saves = []
 
     def save_then_interrupt(self, *arguments):
@@ -239,10 +240,10 @@ def test_interrupted_lbfgs_run_resumes_to_the_same_result(tmp_path, monkeypatch)
         if len(saves) == 3:  # after the first fine-tuning epoch
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(lbfgs.LbfgsCheckpoint, "save", save_then_interrupt)
+    monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save_then_interrupt)
     assert main.main([*args, "--results-dir", str(tmp_path / "cut")]) == 130
     assert (tmp_path / "cut" / "checkpoint.json").is_file()
-    monkeypatch.setattr(lbfgs.LbfgsCheckpoint, "save", save)
+    monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save)
     assert main.main([*args, "--lambda-2", "5", "--resume", "--results-dir", str(tmp_path / "cut")]) == 2  # not its run
     assert main.main([*args, "--resume", "--results-dir", str(tmp_path / "cut")]) == 0
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -139,7 +140,7 @@ def test_short_training_run_writes_every_result(movielens_dir, tmp_path, capsys)
     losses = [float(line.split(",")[1]) for line in history[1:]]
     assert losses[-1] < losses[0]  # training lowers the loss
     output = capsys.readouterr().out
-    assert "Test masked RMSE (seed metric, per-user)" in output and "Top 10 recommendations" in output
+    assert "Test masked RMSE (per-user, the seed's metric)" in output and "Top 10 recommendations" in output
     assert "Movie " in output  # titles from movies.dat
 
 
@@ -184,7 +185,20 @@ def test_comet_offline_writes_an_archive(movielens_dir, tmp_path):
                                  *TINY, env={"COMET_MODE": "offline"})
     assert status == 0, output
     assert "CometML logging is on (offline" in output
-    assert list((tmp_path / "r").glob("*.zip")), "no offline CometML archive in the results folder"
+    archives = list((tmp_path / "r").glob("*.zip"))
+    assert len(archives) == 1, "one offline CometML archive in the results folder"
+    with zipfile.ZipFile(archives[0]) as archive:
+        messages = [json.loads(line) for line in archive.read("messages.json").decode().splitlines()]
+        experiment = json.loads(archive.read("experiment.json"))
+    metrics = {message["payload"]["metric"]["metricName"]: message["payload"]["metric"]["metricValue"]
+               for message in messages if message["type"] == "metric_msg"}
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    for key in ("test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"):
+        assert metrics[key] == pytest.approx(saved[key])
+    figures = {message["payload"]["additional_params"].get("figName") for message in messages
+               if "additional_params" in message["payload"]}
+    assert {"loss", "rmse"} <= figures
+    assert {"ml-1m", "split-stratified", "preset-reference"} <= set(experiment["tags"])
 
 
 def test_comet_failure_warns_and_run_goes_on(movielens_dir, tmp_path):
@@ -276,7 +290,7 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     assert main.main(["--compare", "--data-dir", str(movielens_dir), "--results-dir", str(results),
                       "--epochs", "2", "--batch-size", "16", "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
-    for name in ["global mean", "user+item bias", "seed preset", "autorec preset", "deeprec preset", "sparsefc preset",
+    for name in ["global mean", "user+item bias", "reference preset", "autorec preset", "deeprec preset", "sparsefc preset",
                  "glocalk preset"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()

@@ -11,7 +11,8 @@ import pytest
 
 import data_processor
 import main
-import training
+import comet_logger
+import config
 from conftest import PROJECT_DIR, write_movielens
 
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
@@ -85,7 +86,7 @@ def test_resume_with_other_layers_is_refused(tmp_path, capsys):
     results = tmp_path / "r"
     assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "2", *TINY]) == 0
     state = {"epoch": 1, "history": [], "config": {**json.loads((results / "config.json").read_text())}}
-    state["config"] = {key: state["config"][key] for key in main.RESUME_KEYS}
+    state["config"] = {key: state["config"][key] for key in config.RESUME_KEYS}
     (results / "checkpoint.json").write_text(json.dumps(state))
     (results / "checkpoint.weights.h5").write_bytes(b"")
     status, output = run_main(capsys, folder, results, "--resume", "--epochs", "3", *TINY[:1], "32,8,32",
@@ -114,11 +115,11 @@ def test_divergence_in_the_first_epoch_says_nothing_was_evaluated(tmp_path, caps
 def test_comet_calls_have_a_deadline():
     started = time.perf_counter()
     with pytest.raises(TimeoutError, match="no answer from CometML"):
-        training.with_deadline(lambda: time.sleep(30), seconds=0.2)
+        comet_logger.with_deadline(lambda: time.sleep(30), seconds=0.2)
     assert time.perf_counter() - started < 20  # it returned long before the call would have
-    assert training.with_deadline(lambda: 7) == 7
+    assert comet_logger.with_deadline(lambda: 7) == 7
     with pytest.raises(ValueError):
-        training.with_deadline(lambda: int("x"))
+        comet_logger.with_deadline(lambda: int("x"))
 
 
 def test_config_records_provenance(tmp_path, monkeypatch):

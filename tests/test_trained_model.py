@@ -10,6 +10,7 @@ import evaluate
 import main
 import metrics
 import recommend
+import reporting
 from conftest import write_movielens
 
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
@@ -29,25 +30,28 @@ def test_ranking_metrics_by_hand():
     assert result["recall_at_2"] == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("orientation", ["user", "item"])
-def test_evaluate_and_recommend_use_the_saved_model(tmp_path, capsys, orientation):
+@pytest.mark.parametrize("orientation, precision", [("user", "bfloat16"), ("item", "float32")])
+def test_evaluate_and_recommend_use_the_saved_model(tmp_path, capsys, orientation, precision):
+    """evaluate.py prints exactly metrics.json's figures, also for a model trained in bfloat16 (on any CPU)."""
     folder = write_movielens(tmp_path / "ml-1m")
     results = tmp_path / "r"
     assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "3",
-                      "--orientation", orientation, *TINY]) == 0
+                      "--orientation", orientation, "--precision", precision, *TINY]) == 0
     saved = json.loads((results / "metrics.json").read_text())
+    assert saved["precision"] == precision
     for key in ("test_ndcg_at_10", "test_recall_at_10"):
         assert 0 <= saved[key] <= 1
     capsys.readouterr()
+    reporting.print_metrics(saved)
+    expected = capsys.readouterr().out
 
-    assert evaluate.main_evaluate(["--results-dir", str(results)]) == 0
+    assert evaluate.main(["--results-dir", str(results)]) == 0
     output = capsys.readouterr().out
-    assert f"Test RMSE (global, literature metric):     {saved['test_rmse']:.4f}" in output
-    assert f"Test masked RMSE (seed metric, per-user): {saved['test_masked_rmse']:.4f}" in output
+    assert expected in output and "Test RMSE (global" in expected
     rows = (results / "predictions.tsv").read_text().splitlines()
     assert rows[0] == "UserID\tMovieID\tactual\tpredicted" and len(rows) - 1 == saved["n_test"]
 
-    assert recommend.main_recommend(["--user", "42", "--top", "5", "--results-dir", str(results)]) == 0
+    assert recommend.main(["--user", "42", "--top", "5", "--results-dir", str(results)]) == 0
     output = capsys.readouterr().out
     listed = [line for line in output.splitlines() if line.strip()[:2].rstrip(".").isdigit()]
     assert "Top 5 recommendations for UserID 42" in output and len(listed) == 5
@@ -57,14 +61,14 @@ def test_evaluate_and_recommend_use_the_saved_model(tmp_path, capsys, orientatio
 
 
 def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
-    assert evaluate.main_evaluate(["--results-dir", str(tmp_path / "empty")]) == 2
+    assert evaluate.main(["--results-dir", str(tmp_path / "empty")]) == 2
     assert "holds no finished run" in capsys.readouterr().err
     folder = write_movielens(tmp_path / "ml-1m")
     assert main.main(["--data-dir", str(folder), "--results-dir", str(tmp_path / "r"), "--epochs", "1", *TINY]) == 0
-    assert recommend.main_recommend(["--user", "999", "--results-dir", str(tmp_path / "r")]) == 2
+    assert recommend.main(["--user", "999", "--results-dir", str(tmp_path / "r")]) == 2
     assert "--user 999 is not a UserID" in capsys.readouterr().err
     (folder / "users.dat").unlink()
     with open(folder / "ratings.dat", "a") as handle:  # the data changes after training
         handle.write("61::1::4::978300000\n")
-    assert evaluate.main_evaluate(["--results-dir", str(tmp_path / "r")]) == 2
+    assert evaluate.main(["--results-dir", str(tmp_path / "r")]) == 2
     assert "is not the data the model" in capsys.readouterr().err

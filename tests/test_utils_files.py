@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import training
+import comet_logger
 import utils
 
 
@@ -30,7 +30,7 @@ def test_atomic_path_keeps_keras_suffixes(tmp_path):
 def test_comet_logger_error_warns_once_and_turns_off(monkeypatch, capsys):
     monkeypatch.delenv("COMET_API_KEY", raising=False)
     monkeypatch.delenv("COMET_MODE", raising=False)
-    logger = training.CometLogger("project", ".")
+    logger = comet_logger.CometLogger("project", ".")
     assert logger.experiment is None and "CometML logging is off" in capsys.readouterr().out
 
     class Broken:

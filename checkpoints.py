@@ -1,0 +1,147 @@
+"""Checkpoints that survive an interrupt, for both trainers: `python3 main.py --resume` continues from them.
+
+A checkpoint is checkpoint.json (the history of the finished epochs, the trainer's state and the configuration
+of the run that wrote it, so that --resume can refuse another one) and weight files, all written while Ctrl-C
+and SIGTERM wait, so that they always belong to the same epoch.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from config import RESUME_KEYS, ConfigError
+from utils import save_json, stop_signals_held, write_atomic
+
+
+class CheckpointFiles:
+    """The files of a checkpoint in a results folder; `run_config` is what --resume must match."""
+
+    def __init__(self, results_dir, run_config, weight_names):
+        self.results_dir = Path(results_dir)
+        self.state_path = self.results_dir / "checkpoint.json"
+        self.weight_paths = {name: self.results_dir / f"{name}.weights.h5" for name in weight_names}
+        self.run_config = run_config
+
+    def exists(self):
+        return self.state_path.is_file() and all(path.is_file() for path in self.weight_paths.values())
+
+    def state(self):
+        try:
+            return json.loads(self.state_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"--resume: {self.state_path} is damaged ({error}). Fix: run without --resume "
+                              f"(which starts afresh in that folder) or with another --results-dir.") from None
+
+    def finished_epochs(self):
+        return len(self.state()["history"]) if self.exists() else 0
+
+    def check_resumable(self):
+        """Refuse to resume without a checkpoint, or from one of another model or data configuration."""
+        if not self.exists():
+            raise ConfigError(f"--resume: no checkpoint in {self.results_dir}. Fix: run without --resume, or point "
+                              f"--results-dir at the folder of the interrupted run.")
+        saved = self.state().get("config", {})
+        differing = [key for key in RESUME_KEYS if saved.get(key) != self.run_config[key]]
+        if differing:
+            details = "; ".join(f"{'the data files' if key == 'data_files' else '--' + key.replace('_', '-')} "
+                                f"was {saved.get(key)!r}, now {self.run_config[key]!r}" for key in differing)
+            raise ConfigError(f"--resume: the checkpoint in {self.results_dir} belongs to a run with other settings "
+                              f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
+                              f"(which starts afresh in that folder) or with another --results-dir.")
+
+    def write(self, model, weights, state):
+        """weights: {name: the model's weights to save under that name, as get_weights() gives them}."""
+        with stop_signals_held():
+            for name, values in weights.items():
+                write_atomic(self.weight_paths[name], lambda path: save_weights(model, values, path))
+            save_json(self.state_path, {**state, "config": self.run_config})
+
+    def load_weights(self, model, name):
+        try:
+            model.load_weights(self.weight_paths[name])
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--resume: {self.weight_paths[name]} is damaged ({type(error).__name__}: "
+                              f"{str(error)[:200]}). Fix: run without --resume (which starts afresh in that "
+                              f"folder).") from None
+
+    def remove(self):
+        for path in [self.state_path, *self.weight_paths.values()]:
+            path.unlink(missing_ok=True)
+
+
+def save_weights(model, values, path):
+    """Save `values` (a get_weights() list) as the model's weights, and give the model its own back."""
+    current = model.get_weights()
+    model.set_weights(values)
+    model.save_weights(path)
+    model.set_weights(current)
+
+
+class KerasCheckpoint(CheckpointFiles, keras.callbacks.Callback):
+    """After every epoch of Keras' fit: the weights with the optimizer state, and the history of finished epochs
+    (Keras' logs, learning rate and wall seconds of each). A NaN or infinite metric marks the run as diverged,
+    stops it and keeps the previous (good) checkpoint."""
+
+    def __init__(self, results_dir, run_config):
+        CheckpointFiles.__init__(self, results_dir, run_config, ["checkpoint"])
+        keras.callbacks.Callback.__init__(self)
+        self.history = []  # one dict per finished epoch: epoch, Keras' logs, learning_rate, seconds
+        self.diverged = False
+
+    def load(self, model):
+        """Restore weights and optimizer state into `model`, and the history of the finished epochs."""
+        self.load_weights(model, "checkpoint")
+        self.history[:] = self.state()["history"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not all(math.isfinite(float(value)) for value in logs.values()):
+            self.diverged = True
+            self.model.stop_training = True
+            return
+        learning_rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)  # also a mirrored variable
+        self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
+                             "learning_rate": float(learning_rate),
+                             "seconds": round(time.perf_counter() - self.epoch_started, 3)})
+        with stop_signals_held():  # the optimizer state is saved with the weights: save_weights, not get_weights
+            write_atomic(self.weight_paths["checkpoint"], lambda path: self.model.save_weights(path))
+            save_json(self.state_path, {"epoch": len(self.history), "history": self.history,
+                                        "config": self.run_config})
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, whose patience counter also counts the epochs finished before a --resume:
+    it replays their logs when training begins."""
+
+    def __init__(self, history, **kwargs):
+        super().__init__(**kwargs)
+        self.finished_epochs = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for row in list(self.finished_epochs):
+            super().on_epoch_end(row["epoch"] - 1, row)
+
+
+class LbfgsCheckpoint(CheckpointFiles):
+    """After every L-BFGS epoch: the current and the best weights and the trainer's state (lbfgs.train)."""
+
+    def __init__(self, results_dir, run_config):
+        super().__init__(results_dir, run_config, ["checkpoint", "checkpoint-best"])
+
+    def save(self, model, best_weights, state):
+        current = model.get_weights()
+        self.write(model, {"checkpoint": current, "checkpoint-best": best_weights if best_weights is not None else current},
+                   state)
+
+    def load(self, model):
+        """The saved state; the model holds the current weights. Returns (state, best weights)."""
+        self.load_weights(model, "checkpoint-best")
+        best_weights = model.get_weights()
+        self.load_weights(model, "checkpoint")
+        return self.state(), best_weights

@@ -1,0 +1,124 @@
+"""Using a trained model: evaluate it, keep its predictions, rank unseen items for a user, and load a finished run
+from its results folder. main.py, evaluate.py and recommend.py all go through here.
+
+Every prediction is made from the train matrix (GLocal-K: from the train matrix convolved with its global kernel),
+in the precision the run trained in, so that a reloaded model prints exactly the run's metrics.json.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import data_processor
+import kernel_model  # noqa: F401  registers KernelAutoEncoder with Keras, for load_model
+import metrics
+import model  # noqa: F401  registers DeepAutoEncoder with Keras, for load_model
+import utils
+from config import ConfigError
+
+
+def predict_parts(network, prepared):
+    """The network's predictions (unclipped) at the validation and test ratings, aligned with split.val and
+    split.test."""
+    inputs = network.input_matrix(prepared.train)
+    predictions = {}
+    for part in ("val", "test"):
+        index = getattr(prepared.split, part)
+        users, items = prepared.data.users[index], prepared.data.items[index]
+        rows, cols = (users, items) if prepared.orientation == "user" else (items, users)
+        predictions[part] = metrics.predict_at(network, inputs, rows, cols)
+    return predictions
+
+
+def evaluate(network, prepared):
+    """Both RMSEs on validation and test, NDCG@10 and Recall@10 on test. Returns (metrics, predictions)."""
+    data = prepared.data
+    predictions = predict_parts(network, prepared)
+    scorer = metrics.user_scorer(network, network.input_matrix(prepared.train), prepared.orientation, data.n_users,
+                                 data.n_items)
+    return metrics.evaluate_predictions(data, prepared.split, predictions, scorer), predictions
+
+
+def save_predictions(path, prepared, predictions):
+    """predictions.npz: the split's validation and test indices and the predictions at them, so that runs on the
+    same split can be combined without retraining. It holds ratings' positions: never publish it with MovieLens or
+    Netflix data (their licenses forbid redistribution)."""
+    utils.write_atomic(path, lambda temporary: np.savez_compressed(
+        temporary, val_index=prepared.split.val, val=predictions["val"], test_index=prepared.split.test,
+        test=predictions["test"]))
+
+
+def write_test_predictions(path, prepared, predictions):
+    """predictions.tsv: UserID, MovieID, actual and predicted rating (clipped to the scale, as the metrics use it)
+    of every test rating."""
+    data, test = prepared.data, prepared.split.test
+    predicted = np.clip(predictions["test"], *data.scale[:2])
+    lines = ["UserID\tMovieID\tactual\tpredicted"] + [
+        f"{user}\t{item}\t{actual:g}\t{guess:.4f}" for user, item, actual, guess in
+        zip(data.user_ids[data.users[test]], data.item_ids[data.items[test]], data.ratings[test], predicted)]
+    utils.write_atomic(path, lambda temporary: Path(temporary).write_text("\n".join(lines) + "\n"))
+
+
+def top_n(network, prepared, user_index, count=10):
+    """[(MovieID, title, predicted rating clipped to the scale)] of the `count` best items the user has not
+    rated (in any part of the split), ranked by the unclipped prediction."""
+    data, inputs = prepared.data, network.input_matrix(prepared.train)
+    if prepared.orientation == "user":
+        predicted = metrics.predict_rows(network, inputs, np.array([user_index]))[0]
+    else:  # the user's column: one prediction from each item's row
+        items = np.arange(data.n_items)
+        predicted = metrics.predict_at(network, inputs, items, np.full_like(items, user_index))
+    candidates = np.ones(data.n_items, dtype=bool)
+    candidates[data.items[data.users == user_index]] = False
+    best = np.flatnonzero(candidates)[np.argsort(-predicted[candidates], kind="stable")[:count]]
+    return [(int(data.item_ids[item]), data.titles.get(int(item), f"MovieID {data.item_ids[item]}"),
+             float(np.clip(predicted[item], *data.scale[:2]))) for item in best]
+
+
+def print_top_n(recommendations, user_id):
+    print(f"\nTop {len(recommendations)} recommendations for UserID {user_id} (movies they have not rated):")
+    for rank, (movie_id, title, predicted) in enumerate(recommendations, start=1):
+        print(f"{rank:2d}. {title}  (MovieID {movie_id}, predicted {predicted:.2f})")
+
+
+def read_run_file(results_dir, name):
+    """A JSON file of a finished run, or a ConfigError that names the damaged file and the fix."""
+    path = Path(results_dir) / name
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is damaged ({error}). Fix: train the run again with python3 main.py "
+                          f"--results-dir {results_dir} (and its flags, listed in config.json if that is intact).") \
+            from None
+
+
+def load_run(results_dir):
+    """The trained network of a results folder, its recorded configuration and its data, split as it was.
+    Returns (network, config, prepared)."""
+    results_dir = Path(results_dir)
+    missing = [name for name in ("model.keras", "config.json", "ids.json", "metrics.json")
+               if not (results_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{results_dir} holds no finished run (missing {', '.join(missing)}). Fix: train one "
+                          f"with python3 main.py --results-dir {results_dir}, or point --results-dir at the folder "
+                          f"of a finished run.")
+    config, ids = read_run_file(results_dir, "config.json"), read_run_file(results_dir, "ids.json")
+    precision = read_run_file(results_dir, "metrics.json").get("precision", "float32")
+    prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
+                                           config["split_seed"], config["orientation"], config["time_window"])
+    data = prepared.data
+    if data.files != config["data_files"] or ids.get("user_ids") != data.user_ids.tolist() \
+            or ids.get("item_ids") != data.item_ids.tolist():
+        raise data_processor.DataError(
+            f"the data in {data.data_dir} is not the data the model in {results_dir} was trained on (file "
+            f"checksums or ids differ: recorded {config['data_files']}, found {data.files}). Fix: restore that "
+            f"data, or train a new model on this one.")
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        network = keras.models.load_model(results_dir / "model.keras")
+    except Exception as error:  # a truncated or foreign file: zipfile, h5py and Keras each raise their own
+        raise ConfigError(f"{results_dir / 'model.keras'} is damaged ({type(error).__name__}: {str(error)[:200]}). "
+                          f"Fix: train the run again with python3 main.py --results-dir {results_dir}.") from None
+    return network, config, prepared

@@ -1,0 +1,272 @@
+"""What a run writes and prints: its results folder, the run record, the saved model and files, the figures, and
+the summaries of repeated runs and comparisons. NumPy and matplotlib only (no TensorFlow).
+
+A finished run's folder holds model.keras, config.json, ids.json, history.csv, loss.png, rmse.png,
+predictions.npz and, written last so that its presence marks a finished run, metrics.json.
+"""
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from config import ConfigError
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_RESULTS_DIR = PROJECT_DIR / "results" / "latest"  # main.py's RESULTS_DIR, where evaluate.py and recommend.py look
+# The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
+RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
+             "predictions.tsv", "predictions.npz", "summary.json", "checkpoint.json", "checkpoint.weights.h5",
+             "checkpoint-best.weights.h5"]
+SUMMARY_KEYS = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
+
+
+def prepare_results_dir(results_dir):
+    """Fail now, not after hours of training, if results cannot be written."""
+    results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"--results-dir {results_dir} is a file, not a folder. Fix: remove it or choose another "
+                          f"folder with --results-dir PATH.")
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        utils.atomic_path(results_dir / "write-test").unlink()
+    except OSError as error:
+        raise ConfigError(f"--results-dir {results_dir} is not writable ({error.strerror}). Fix: make it writable "
+                          f"or choose another folder with --results-dir PATH.") from None
+    return results_dir
+
+
+def clear_previous_run(results_dir):
+    """A fresh run removes the files an earlier run left in its folder, so that the folder never mixes two runs
+    (a run that fails or diverges leaves only its own files)."""
+    old = [name for name in RUN_FILES if (results_dir / name).exists()] + [
+        path.name for path in results_dir.glob("run-*") if path.is_dir()]
+    if old:
+        print(f"Clearing the previous run's files in {results_dir}: {', '.join(old)}")
+    for name in old:
+        path = results_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def run_record(config, data, results_dir):
+    """The configuration saved with the results (config.json, metrics.json, the checkpoint): every flag, and
+    where the data came from (folder and file checksums), the program's version and the date."""
+    record = {key: value for key, value in config.items() if key not in ("argv", "compare", "resume", "show_config")}
+    record.update(results_dir=display_path(results_dir), data_dir=data.data_dir, data_files=data.files,
+                  program_version=utils.program_version(),
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return record
+
+
+def config_json(config):
+    """--show-config: the configuration a run would record, as JSON."""
+    return json.dumps({key: value for key, value in config.items() if key != "argv"}, indent=2, default=str)
+
+
+def group_name(config):
+    """A name shared by the runs of one --repeats or --compare command (their CometML tag)."""
+    return f"{config['dataset']}-{config['split']}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def display_path(path):
+    """The path relative to the project folder when it lies inside it, so that saved results name no machine."""
+    path = Path(path).resolve()
+    return str(path.relative_to(PROJECT_DIR)) if path.is_relative_to(PROJECT_DIR) else str(path)
+
+
+def run_title(config):
+    return f"{config['dataset']}, split {config['split']} (seed {config['split_seed']}), {config['preset']} preset"
+
+
+def save_results(results_dir, model, result, history, data, config):
+    """Model, configuration, ids, history and figures, then metrics.json last: its presence marks a finished run.
+    Returns the figures' paths."""
+    utils.write_atomic(results_dir / "model.keras", lambda path: model.save(path))
+    utils.save_json(results_dir / "config.json", result["config"])
+    utils.save_json(results_dir / "ids.json", {"user_ids": data.user_ids.tolist(), "item_ids": data.item_ids.tolist()})
+    figures = []
+    if history:
+        utils.save_history_csv(results_dir / "history.csv", history)
+        figures = plot_history(results_dir, history, data.scale, config, result)
+    utils.save_json(results_dir / "metrics.json", result)
+    return figures
+
+
+def plot_history(results_dir, history, scale, config, result):
+    """loss.png and rmse.png: train and validation per epoch, the kept epoch and learning-rate changes marked;
+    rmse.png shows the metric the results report beside the training metric."""
+    low, high, _ = scale
+    kept = result.get("kept_epoch")
+    if config["model"] == "kernel":
+        curves = [("loss", "Loss per rating (squared error / 2 + penalties / train ratings)", "loss"),
+                  ("rmse_clip", f"RMSE (global, predictions clipped to [{low:g}, {high:g}])", "RMSE")]
+    else:
+        curves = [("loss", f"Loss ({config['loss']} + L2 penalty)", "loss"),
+                  ("masked_rmse_clip", f"Per-user masked RMSE (clipped to [{low:g}, {high:g}])", "masked RMSE")]
+    paths = []
+    for name, (metric, title, ylabel) in zip(["loss.png", "rmse.png"], curves):
+        paths.append(results_dir / name)
+        plot_curves(paths[-1], history, metric, f"{title}\n{run_title(config)}", ylabel, kept,
+                    result.get("val_rmse") if name == "rmse.png" else None)
+    return paths
+
+
+def plot_curves(path, history, metric, title, ylabel, kept_epoch=None, reported_val_rmse=None):
+    """Train vs validation curve of one metric, as the seed's figures, with the kept epoch, the epochs where the
+    learning rate changed, and the validation RMSE (global) that metrics.json reports."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(figsize=(7, 4.8))
+    axes.plot(epochs, [row[metric] for row in history], label="train")
+    axes.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation")
+    rates = [row.get("learning_rate") for row in history]
+    for epoch, before, after in zip(epochs[1:], rates, rates[1:]):
+        if before is not None and after != before:
+            axes.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+    if kept_epoch:
+        axes.axvline(kept_epoch, color="green", linestyle="--", linewidth=1, label=f"kept epoch {kept_epoch}")
+    if reported_val_rmse is not None:
+        axes.axhline(reported_val_rmse, color="red", linestyle="-.", linewidth=1,
+                     label=f"validation RMSE (global) {reported_val_rmse:.4f}")
+    axes.set_xlabel("epoch (dotted: learning rate changed)" if any(rates) else "epoch")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    utils.write_atomic(path, lambda p: figure.savefig(p, dpi=110, format="png"))
+    plt.close(figure)
+
+
+def run_facts(history, train_seconds, initial_epoch, split, precision, record, min_delta):
+    """What metrics.json records beside the metrics: epochs, the kept one, time, memory, sizes, the record."""
+    return {"epochs": len(history), "kept_epoch": kept_epoch(history, min_delta),
+            "train_seconds": round(train_seconds, 2),
+            "seconds_per_epoch": round(train_seconds / max(len(history) - initial_epoch, 1), 4),
+            "peak_memory_mb": round(utils.peak_memory_mb(), 1),
+            "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+            "precision": precision, "config": record}
+
+
+def kept_epoch(history, min_delta):
+    """The epoch whose weights the run evaluates: the last one (Keras' fit), or for L-BFGS (whose rows name their
+    stage) the best by validation RMSE of the last stage, improvements smaller than min_delta not counting."""
+    if not history or "stage" not in history[-1]:
+        return len(history)
+    best, kept = float("inf"), None
+    for row in history:
+        if row["stage"] == history[-1]["stage"] and row["val_rmse_clip"] < best - min_delta:
+            best, kept = row["val_rmse_clip"], row["epoch"]
+    return kept
+
+
+def print_result(result, results_dir):
+    print()
+    print_metrics(result)
+    seconds = result["train_seconds"]
+    print(f"Epochs: {result['epochs']} (kept: {result['kept_epoch']}), training time: {seconds:.1f} s "
+          f"({result['seconds_per_epoch']:.3f} s/epoch)")
+    print(f"Results in {results_dir}: metrics.json, config.json, ids.json, history.csv, loss.png, rmse.png, "
+          f"model.keras, predictions.npz")
+
+
+def print_metrics(result):
+    """The figures of metrics.json, as main.py and evaluate.py print them."""
+    print(f"Test masked RMSE (per-user, the seed's metric): {result['test_masked_rmse']:.4f}")
+    print(f"Test RMSE (global, the literature's metric):    {result['test_rmse']:.4f}")
+    print(f"Validation RMSE (global):                       {result['val_rmse']:.4f}")
+    if result["test_ndcg_at_10"] is not None:
+        print(f"Test NDCG@10 / Recall@10:                       {result['test_ndcg_at_10']:.4f} / "
+              f"{result['test_recall_at_10']:.4f}")
+
+
+def summarise(runs):
+    """Mean and standard deviation (sample, ddof=1; 0 for one run) of each metric over the runs."""
+    summary = {}
+    optional = [key for key in ["pre_training_test_rmse"] if any(key in run for run in runs)]
+    for key in SUMMARY_KEYS + ["train_seconds"] + optional:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        summary[f"{key}_mean"] = float(np.mean(values)) if values else None
+        summary[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else (0.0 if values else None)
+    return {**summary, "n_runs": len(runs), "runs": runs}
+
+
+def run_summary(result, split_flags):
+    """One run's line in summary.json."""
+    line = {**split_flags, **{key: result.get(key) for key in SUMMARY_KEYS + ["epochs", "train_seconds"]}}
+    if result.get("pre_training"):  # GLocal-K: its pre-trained network alone, i.e. the sparsefc preset's run
+        line["pre_training_test_rmse"] = result["pre_training"]["test_rmse"]
+    return line
+
+
+def save_summaries(results_dir, config, runs):
+    """--repeats: summary.json of the one configuration; --compare: the comparison table of every model. Each
+    with mean ± std over the splits, printed too."""
+    if not config["compare"]:
+        summary = summarise(runs[config["preset"]])
+        utils.save_json(results_dir / "summary.json", summary)
+        print(f"\n{config['preset']} preset on {config['dataset']}, split {config['split']}, {summary['n_runs']} "
+              f"runs: test RMSE (global) {summary['test_rmse_mean']:.4f} ± {summary['test_rmse_std']:.4f}, test "
+              f"masked RMSE (per-user) {summary['test_masked_rmse_mean']:.4f} ± "
+              f"{summary['test_masked_rmse_std']:.4f} (summary.json in {results_dir})")
+        return 0
+    save_comparison(results_dir, [{"name": name, **summarise(model_runs)} for name, model_runs in runs.items()])
+    print(f"\nComparison ({config['dataset']}, split {config['split']}, {config['repeats']} split(s)) written to "
+          f"{results_dir}/comparison.md:\n")
+    print((results_dir / "comparison.md").read_text())
+    return 0
+
+
+def save_comparison(results_dir, rows):
+    """comparison.csv, comparison.md (a markdown table) and comparison.png (both test metrics per model). Each row
+    is a model's summary over its runs (summarise): mean ± std where there is more than one run."""
+    results_dir = Path(results_dir)
+    columns = SUMMARY_KEYS
+    table = [{"name": row["name"], "n_runs": row["n_runs"],
+              **{f"{key}_{stat}": row[f"{key}_{stat}"] for key in columns + ["train_seconds"]
+                 for stat in ("mean", "std")}} for row in rows]
+    utils.save_history_csv(results_dir / "comparison.csv", table)
+
+    def cell(row, key, digits=4):
+        mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+        if mean is None:
+            return ""
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if row["n_runs"] > 1 else "")
+
+    lines = ["| model | test RMSE (global) | test masked RMSE (per-user) | val RMSE (global) | test NDCG@10 | "
+             "test Recall@10 | train seconds |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | " + " | ".join(cell(row, key) for key in columns)
+                     + f" | {cell(row, 'train_seconds', 0)} |")
+    utils.write_atomic(results_dir / "comparison.md", lambda path: Path(path).write_text("\n".join(lines) + "\n"))
+    plot_comparison(results_dir / "comparison.png", rows)
+
+
+def plot_comparison(path, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    positions = np.arange(len(rows))
+    for offset, key, label in [(-0.2, "test_masked_rmse", "masked RMSE (per-user)"),
+                               (0.2, "test_rmse", "RMSE (global)")]:
+        bars = axes.bar(positions + offset, [row[f"{key}_mean"] for row in rows], width=0.4, label=label,
+                        yerr=[row[f"{key}_std"] for row in rows] if rows[0]["n_runs"] > 1 else None)
+        axes.bar_label(bars, fmt="%.3f", fontsize=7)
+    axes.set_xticks(positions, [row["name"] for row in rows], rotation=15)
+    axes.set_ylim(0.6, max(max(row["test_rmse_mean"], row["test_masked_rmse_mean"]) for row in rows) + 0.05)
+    axes.set_ylabel("test error (lower is better)")
+    axes.legend()
+    figure.tight_layout()
+    utils.write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
+    plt.close(figure)
