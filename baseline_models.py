@@ -3,12 +3,23 @@
 
 - global mean: every rating predicted as the mean training rating;
 - user+item biases: mean + b_user + b_item, fitted by alternating least squares with L2 strength `reg`
-  (chosen on the validation ratings, never on the test ratings).
+  (chosen on the validation ratings, never on the test ratings);
+- Bayesian factorization machines (Rendle et al. 2019, "On the Difficulty of Evaluating Baselines"; the `myfm`
+  package), Gibbs-sampled, so nothing is tuned: `bmf` (user and item one-hot: Bayesian matrix factorization) and
+  `bfm` (plus each user's rated items and each item's raters, normalised by 1/sqrt(count): Rendle's "flipped"
+  SVD++ without time). Both train on the training ratings alone; their implicit features come from those rows
+  too, never from validation or test rows, so their validation predictions are as honest as any model's.
 """
 
 import numpy as np
+import scipy.sparse
 
 import metrics
+
+BAYES_RANK = 32  # factor dimension
+BAYES_ITERATIONS = 300  # Gibbs samples drawn; the posterior predictive mean averages those after the burn-in
+BAYES_BURN_IN = 100
+BAYES_SEED = 42
 
 BIAS_REGULARISATION = [1.0, 3.0, 5.0, 10.0, 20.0, 40.0]  # candidates, picked on validation
 BIAS_ITERATIONS = 15
@@ -26,8 +37,51 @@ def fit_biases(users, items, ratings, n_users, n_items, reg, iterations=BIAS_ITE
     return mean, user_bias, item_bias
 
 
+def bayesian_blocks(data, train, implicit):
+    """myfm's relation blocks: a row per user (its one-hot, and with `implicit` the items it rated in `train`,
+    normalised) and a row per item (its one-hot, and the users who rated it)."""
+    users, items = data.users[train], data.items[train]
+
+    def block(count, own, other, other_count):
+        one_hot = scipy.sparse.identity(count, format="csr")
+        if not implicit:
+            return one_hot
+        rated = scipy.sparse.csr_matrix((np.ones(len(own)), (own, other)), shape=(count, other_count))
+        rated = scipy.sparse.diags(1 / np.sqrt(np.maximum(rated.getnnz(axis=1), 1))) @ rated
+        return scipy.sparse.hstack([one_hot, rated], format="csr")
+
+    return block(data.n_users, users, items, data.n_items), block(data.n_items, items, users, data.n_users)
+
+
+def fit_bayesian(data, split, implicit, rank=BAYES_RANK, iterations=BAYES_ITERATIONS, burn_in=BAYES_BURN_IN):
+    """A Gibbs-sampled factorization machine on the training ratings. Returns predict(users, items), the posterior
+    predictive mean. On ML-100K u1 (training rows alone): bmf 0.9140, bfm 0.8930 test RMSE, 0.5 and 1 minute."""
+    import myfm
+
+    user_block, item_block = bayesian_blocks(data, split.train, implicit)
+
+    def relations(users, items):
+        return [myfm.RelationBlock(users.astype(np.int64), user_block),
+                myfm.RelationBlock(items.astype(np.int64), item_block)]
+
+    train = split.train
+    machine = myfm.MyFMRegressor(rank=rank, random_seed=BAYES_SEED)
+    machine.fit(scipy.sparse.csr_matrix((len(train), 0)), data.ratings[train].astype(np.float64),
+                X_rel=relations(data.users[train], data.items[train]), n_iter=iterations,
+                n_kept_samples=iterations - burn_in)  # myfm shows its own progress bar
+    return lambda users, items: machine.predict(scipy.sparse.csr_matrix((len(users), 0)), relations(users, items))
+
+
+def evaluate_bayesian(data, split):
+    """Both RMSEs of `bmf` and `bfm` (no ranking metrics: scoring every item for every user from hundreds of
+    samples is out of proportion for a baseline)."""
+    return [{"name": name, **metrics.evaluate_predictor(data, split, fit_bayesian(data, split, implicit), None)}
+            for name, implicit in (("bmf", False), ("bfm", True))]
+
+
 def evaluate_baselines(data, split):
-    """Both RMSEs (validation and test) and the ranking metrics (test) of both baselines. Returns a list of
+    """Both RMSEs (validation and test) and the ranking metrics (test) of the mean and bias baselines, and both
+    RMSEs of the Bayesian ones. Returns a list of
     {'name', metric: value}; the bias model's entry also has its 'reg'."""
     train = split.train
     train_users, train_items, train_ratings = data.users[train], data.items[train], data.ratings[train]
@@ -47,4 +101,4 @@ def evaluate_baselines(data, split):
     results.append({"name": "user+item bias", "reg": reg, **metrics.evaluate_predictor(
         data, split, lambda users, items: mu + user_bias[users] + item_bias[items],
         lambda users: mu + user_bias[users, None] + item_bias[None, :])})
-    return results
+    return results + evaluate_bayesian(data, split)
