@@ -72,3 +72,17 @@ def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
         handle.write("61::1::4::978300000\n")
     assert evaluate.main(["--results-dir", str(tmp_path / "r")]) == 2
     assert "is not the data the model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damaged", ["config.json", "ids.json", "metrics.json", "model.keras"])
+def test_a_damaged_run_file_is_named_with_its_fix(tmp_path, capsys, damaged):
+    folder = write_movielens(tmp_path / "ml-1m")
+    results = tmp_path / "r"
+    assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "1", *TINY]) == 0
+    path = results / damaged
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # truncated, as by a full disk
+    capsys.readouterr()
+    assert evaluate.main(["--results-dir", str(results)]) == 2
+    assert recommend.main(["--user", "42", "--results-dir", str(results)]) == 2
+    error = capsys.readouterr().err
+    assert f"{damaged} is damaged" in error and "Fix:" in error and "Traceback" not in error
