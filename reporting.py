@@ -129,15 +129,15 @@ def plot_curves(path, history, metric, title, ylabel, kept_epoch=None, reported_
     axes.plot(epochs, [row[metric] for row in history], label="train")
     axes.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation")
     rates = [row.get("learning_rate") for row in history]
-    for epoch, before, after in zip(epochs[1:], rates, rates[1:]):
-        if before is not None and after != before:
-            axes.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+    changes = [epoch for epoch, before, after in zip(epochs[1:], rates, rates[1:]) if after != before]
+    for epoch in changes:
+        axes.axvline(epoch, color="grey", linestyle=":", linewidth=1)
     if kept_epoch:
         axes.axvline(kept_epoch, color="green", linestyle="--", linewidth=1, label=f"kept epoch {kept_epoch}")
     if reported_val_rmse is not None:
         axes.axhline(reported_val_rmse, color="red", linestyle="-.", linewidth=1,
                      label=f"validation RMSE (global) {reported_val_rmse:.4f}")
-    axes.set_xlabel("epoch (dotted: learning rate changed)" if any(rates) else "epoch")
+    axes.set_xlabel("epoch (dotted: learning rate changed)" if changes else "epoch")
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
