@@ -52,11 +52,11 @@ class CheckpointFiles:
                               f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
                               f"(which starts afresh in that folder) or with another --results-dir.")
 
-    def write(self, model, weights, state):
-        """weights: {name: the model's weights to save under that name, as get_weights() gives them}."""
+    def write(self, writers, state):
+        """writers: {weight file name: a function that writes it to the path it is given}; then checkpoint.json."""
         with stop_signals_held():
-            for name, values in weights.items():
-                write_atomic(self.weight_paths[name], lambda path: save_weights(model, values, path))
+            for name, write in writers.items():
+                write_atomic(self.weight_paths[name], write)
             save_json(self.state_path, {**state, "config": self.run_config})
 
     def load_weights(self, model, name):
@@ -72,7 +72,7 @@ class CheckpointFiles:
             path.unlink(missing_ok=True)
 
 
-def save_weights(model, values, path):
+def save_other_weights(model, values, path):
     """Save `values` (a get_weights() list) as the model's weights, and give the model its own back."""
     current = model.get_weights()
     model.set_weights(values)
@@ -108,10 +108,7 @@ class KerasCheckpoint(CheckpointFiles, keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
                              "learning_rate": float(learning_rate),
                              "seconds": round(time.perf_counter() - self.epoch_started, 3)})
-        with stop_signals_held():  # the optimizer state is saved with the weights: save_weights, not get_weights
-            write_atomic(self.weight_paths["checkpoint"], lambda path: self.model.save_weights(path))
-            save_json(self.state_path, {"epoch": len(self.history), "history": self.history,
-                                        "config": self.run_config})
+        self.write({"checkpoint": self.model.save_weights}, {"epoch": len(self.history), "history": self.history})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -135,9 +132,8 @@ class LbfgsCheckpoint(CheckpointFiles):
         super().__init__(results_dir, run_config, ["checkpoint", "checkpoint-best"])
 
     def save(self, model, best_weights, state):
-        current = model.get_weights()
-        self.write(model, {"checkpoint": current, "checkpoint-best": best_weights if best_weights is not None else current},
-                   state)
+        self.write({"checkpoint": model.save_weights,
+                    "checkpoint-best": lambda path: save_other_weights(model, best_weights, path)}, state)
 
     def load(self, model):
         """The saved state; the model holds the current weights. Returns (state, best weights)."""

@@ -117,11 +117,11 @@ def key_of(flag):
     return flag[2:].replace("-", "_")
 
 
-def build_parser(description, constants, presets):
+def build_parser(description, constants):
     """The parser of main.py: a flag for each constant (default: the constant), and the flags that are not
     hyperparameters."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=[*presets, *PRESET_ALIASES], default="reference",
+    parser.add_argument("--preset", choices=[*constants["PRESETS"], *PRESET_ALIASES], default="reference",
                         help="a named set of hyperparameters (PRESETS in main.py)")
     parser.add_argument("--compare", action="store_true",
                         help="train every preset and the baselines on the same split(s); write comparison.csv/.png/.md")
@@ -134,22 +134,22 @@ def build_parser(description, constants, presets):
         if reads is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif key_of(flag) in CHOICES:
-            choices = CHOICES[key_of(flag)] + (["seed"] if flag == "--split" else [])
+            choices = CHOICES[key_of(flag)] + (list(data_processor.SPLIT_ALIASES) if flag == "--split" else [])
             parser.add_argument(flag, choices=choices, default=default, help=f"{help_text} (default {default})")
         else:
             parser.add_argument(flag, type=reads, default=default, help=f"{help_text} (default {default})")
     return parser
 
 
-def parse_flags(argv, constants, preset=None):
+def parse_flags(argv, constants, description, preset=None):
     """The constants (main.py's upper-case globals, PRESETS and PRESET_DATASET_VALUES among them), then the preset
     (`preset` wins over --preset) and its values for the data set, then the flags. Returns the validated
     configuration."""
-    presets = constants["PRESETS"]
-    parser = build_parser(constants["__doc__"], constants, presets)
+    parser = build_parser(description, constants)
     known = parser.parse_known_args(argv)[0]
     preset = PRESET_ALIASES.get(preset or known.preset, preset or known.preset)
-    parser.set_defaults(**{**presets[preset], **constants["PRESET_DATASET_VALUES"].get((preset, known.dataset), {})})
+    parser.set_defaults(**{**constants["PRESETS"][preset],
+                           **constants["PRESET_DATASET_VALUES"].get((preset, known.dataset), {})})
     config = {**vars(parser.parse_args(argv)), "preset": preset}
     config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     config["split"] = data_processor.SPLIT_ALIASES.get(config["split"], config["split"])
@@ -159,6 +159,21 @@ def parse_flags(argv, constants, preset=None):
     if config["training_path"] == "auto":
         config["training_path"] = "sparse" if config["input_fill"] == "zero" else "dense"
     return config
+
+
+# The numeric flags and what they accept (comparisons with NaN are false, so NaN fails every check).
+NUMBER_CHECKS = [
+    (["--dropout", "--input-dropout"], "a fraction in [0, 1)", lambda value: 0 <= value < 1),
+    (["--momentum"], "a number in [0, 1)", lambda value: 0 <= value < 1),
+    (["--learning-rate"], "a positive number, e.g. 0.001", lambda value: 0 < value < math.inf),
+    (["--min-delta", "--l2-encode", "--l2-decode", "--lambda-2", "--lambda-s", "--dot-scale"], "a number >= 0",
+     lambda value: 0 <= value < math.inf),
+    (["--refeed-steps", "--global-kernel-size", "--devices"], "an integer >= 0", lambda value: value >= 0),
+    (["--seed", "--split-seed"], "an integer in [0, 2^32)", lambda value: 0 <= value < 2 ** 32),
+    (["--batch-size", "--validation-batch-size", "--epochs", "--patience", "--repeats", "--kernel-dim",
+      "--lbfgs-iterations", "--finetune-epochs", "--finetune-iterations"], "a positive integer",
+     lambda value: value > 0),
+]
 
 
 def require(config, condition, flag, accepted):
@@ -174,19 +189,9 @@ def validate_config(config):
         "give one or more positive integers, e.g. --layers 512,512,1024,512,512")
     for key, accepted in CHOICES.items():
         require(config, config[key] in accepted, f"--{key.replace('_', '-')}", "one of " + ", ".join(accepted))
-    for flag, low, high, accepted in [  # (flag, smallest, largest allowed) of the numbers; inf and NaN fail both
-            ("--dropout", 0, 0.999999, "a fraction in [0, 1)"), ("--input-dropout", 0, 0.999999, "a fraction in [0, 1)"),
-            ("--momentum", 0, 0.999999, "a number in [0, 1)"), ("--learning-rate", 1e-300, 1e300, "a positive number"),
-            ("--min-delta", 0, 1e300, "a number >= 0"), ("--l2-encode", 0, 1e300, "a number >= 0"),
-            ("--l2-decode", 0, 1e300, "a number >= 0"), ("--lambda-2", 0, 1e300, "a number >= 0"),
-            ("--lambda-s", 0, 1e300, "a number >= 0"), ("--dot-scale", 0, 1e300, "a number >= 0"),
-            ("--refeed-steps", 0, math.inf, "an integer >= 0"), ("--global-kernel-size", 0, math.inf, "0 or a side"),
-            ("--devices", 0, math.inf, "an integer >= 0"), ("--seed", 0, 2 ** 32 - 1, "an integer in [0, 2^32)"),
-            ("--split-seed", 0, 2 ** 32 - 1, "an integer in [0, 2^32)")]:
-        require(config, low <= config[key_of(flag)] <= high, flag, accepted)
-    for flag in ["--batch-size", "--validation-batch-size", "--epochs", "--patience", "--repeats", "--kernel-dim",
-                 "--lbfgs-iterations", "--finetune-epochs", "--finetune-iterations"]:
-        require(config, config[key_of(flag)] > 0, flag, "a positive integer")
+    for flags, accepted, check in NUMBER_CHECKS:
+        for flag in flags:
+            require(config, check(config[key_of(flag)]), flag, accepted)
     require(config, all(isinstance(epoch, int) and epoch > 0 for epoch in config["lr_step_epochs"]),
             "--lr-step-epochs", "positive epochs, comma-separated, e.g. 24,36,48")
     validate_combinations(config)

@@ -692,7 +692,8 @@ def check_split_sizes(data, parts, split):
     """Refuse splits too small to measure anything, before any training."""
     for part, minimum in MIN_RATINGS.items():
         if len(getattr(parts, part)) < minimum:
-            raise DataError(f"--split {split} leaves {len(getattr(parts, part))} {part} ratings of {len(data.ratings):,} "
+            raise DataError(f"--split {split} leaves {len(getattr(parts, part))} {part} ratings of "
+                            f"{len(data.ratings):,} "
                             f"(at least {minimum} are needed for a meaningful run). Fix: use a larger data set"
                             + (", or a wider --time-window." if split == "time" else "."))
     for name, count in (("users", data.n_users), ("items", data.n_items)):

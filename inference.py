@@ -19,10 +19,9 @@ import utils
 from config import ConfigError
 
 
-def predict_parts(network, prepared):
-    """The network's predictions (unclipped) at the validation and test ratings, aligned with split.val and
-    split.test."""
-    inputs = network.input_matrix(prepared.train)
+def predict_parts(network, inputs, prepared):
+    """The network's predictions (unclipped) from its input matrix at the validation and test ratings, aligned
+    with split.val and split.test."""
     predictions = {}
     for part in ("val", "test"):
         index = getattr(prepared.split, part)
@@ -34,10 +33,9 @@ def predict_parts(network, prepared):
 
 def evaluate(network, prepared):
     """Both RMSEs on validation and test, NDCG@10 and Recall@10 on test. Returns (metrics, predictions)."""
-    data = prepared.data
-    predictions = predict_parts(network, prepared)
-    scorer = metrics.user_scorer(network, network.input_matrix(prepared.train), prepared.orientation, data.n_users,
-                                 data.n_items)
+    data, inputs = prepared.data, network.input_matrix(prepared.train)
+    predictions = predict_parts(network, inputs, prepared)
+    scorer = metrics.user_scorer(network, inputs, prepared.orientation, data.n_users, data.n_items)
     return metrics.evaluate_predictions(data, prepared.split, predictions, scorer), predictions
 
 

@@ -91,7 +91,6 @@ def value_and_gradient_function(batch, variables, global_stage):
 
     def value_and_gradient(x):
         loss, gradient = compute(tf.constant(x, tf.float32))
-        value_and_gradient.last_loss = float(loss)
         return float(loss), gradient.numpy().astype(np.float64)
 
     return value_and_gradient
@@ -112,23 +111,34 @@ def run_epoch(batch, variables, value_and_gradient, iterations, global_stage):
     iterations run, the scores after it, its seconds)."""
     started = time.perf_counter()
     progress = keras.utils.Progbar(iterations, stateful_metrics=["objective"], unit_name="iteration")
-    result = scipy.optimize.minimize(
-        value_and_gradient, flat_values(variables), jac=True, method="L-BFGS-B",
-        options={"maxiter": iterations, "maxcor": 10},
-        callback=lambda x: progress.add(1, [("objective", value_and_gradient.last_loss)]))
+
+    def show(intermediate_result):  # scipy passes the iterate and its objective under this parameter name
+        progress.add(1, [("objective", intermediate_result.fun)])
+
+    result = scipy.optimize.minimize(value_and_gradient, flat_values(variables), jac=True, method="L-BFGS-B",
+                                     options={"maxiter": iterations, "maxcor": 10}, callback=show)
     assign_flat_values(variables, result.x)  # L-BFGS' answer, which need not be its last trial point
     scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
     return int(result.nit), scores, round(time.perf_counter() - started, 3)
+
+
+# A stage's selection state when it begins: the best validation RMSE so far, its epoch, epochs without improvement.
+NEW_STAGE = {"stage_epoch": 0, "best_val": math.inf, "best_epoch": None, "bad_epochs": 0}
+
+
+def scores_text(scores):
+    return (f"loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, validation RMSE "
+            f"{scores['val_rmse_clip']:.4f}")
 
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
           on_epoch=None):
     """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage). The model ends with
     the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel stored.
-    Returns (the history: one dict per epoch, the best weights of the first stage or None when this call resumed
-    after it). KeyboardInterrupt propagates; the checkpoint of the last finished epoch stays."""
+    Returns (the history: one dict per epoch, the first stage's best weights or None when this call resumed after
+    it, the epoch whose weights the model ends with). KeyboardInterrupt propagates; the last checkpoint stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
-    state = {"history": [], "stage": 0, "stage_epoch": 0, "best_val": math.inf, "bad_epochs": 0}
+    state = {"history": [], "stage": 0, **NEW_STAGE}
     best_weights = first_stage_weights = None
     if resume:
         state, best_weights = checkpoint.load(model)
@@ -147,12 +157,12 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
                 raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
             improved = scores["val_rmse_clip"] < state["best_val"] - min_delta
             if improved:
-                state["best_val"], state["bad_epochs"], best_weights = scores["val_rmse_clip"], 0, model.get_weights()
+                state.update(best_val=scores["val_rmse_clip"], best_epoch=row["epoch"], bad_epochs=0)
+                best_weights = model.get_weights()
             else:
                 state["bad_epochs"] += 1
             log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {iterations_run} iterations, "
-                f"{seconds:.1f} s): loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, "
-                f"validation RMSE {scores['val_rmse_clip']:.4f}{' (best)' if improved else ''}")
+                f"{seconds:.1f} s): {scores_text(scores)}{' (best)' if improved else ''}")
             checkpoint.save(model, best_weights, state)
             if on_epoch:
                 on_epoch(row)
@@ -162,7 +172,7 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
         if stage_index == 0:
             first_stage_weights = best_weights
         if stage_index + 1 < len(stages):  # the next stage selects among its own epochs
-            state.update(stage=stage_index + 1, stage_epoch=0, best_val=math.inf, bad_epochs=0)
+            state.update(stage=stage_index + 1, **NEW_STAGE)
     if model.global_kernel_size:
         model.global_kernel.assign(model.global_kernel_of(model.encode_known(batch.known)))
-    return state["history"], first_stage_weights
+    return state["history"], first_stage_weights, state.get("best_epoch")

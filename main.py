@@ -118,7 +118,7 @@ PRESET_DATASET_VALUES = {
 def parse_config(argv=None, preset=None):
     """The constants above (every upper-case name of this file), then the preset, then the flags."""
     constants = {name: value for name, value in globals().items() if name.isupper()}
-    return parse_flags(argv, {**constants, "__doc__": __doc__}, preset)
+    return parse_flags(argv, constants, __doc__, preset)
 
 
 def main(argv=None):
@@ -157,12 +157,12 @@ def run(config, data=None, tags=()):
         if config["model"] == "kernel":  # kernelised layers, full-batch L-BFGS, float32
             precision = "float32"
             network = training.build_kernel_model(config, prepared)
-            history, first_stage_weights = training.fit_lbfgs(config, network, prepared, session)
+            history, first_stage_weights, kept_epoch = training.fit_lbfgs(config, network, prepared, session)
         else:
             precision = training.resolve_precision(config["precision"])
             with strategy.scope() if strategy else contextlib.nullcontext():
                 network = training.build_model(config, prepared, precision)
-            history = training.fit_keras(config, network, prepared, session, strategy)
+            history, kept_epoch = training.fit_keras(config, network, prepared, session, strategy)
         train_seconds = session.train_seconds()
         if not history:
             return 1, None
@@ -171,8 +171,8 @@ def run(config, data=None, tags=()):
         result = {"diverged": session.diverged, **result}
         if config["model"] == "kernel":
             result["pre_training"] = training.evaluate_pre_training(config, network, first_stage_weights, prepared)
-        result.update(reporting.run_facts(history, train_seconds, session.initial_epoch, prepared.split, precision,
-                                          record, config["min_delta"]))
+        result.update(reporting.run_facts(history, kept_epoch, train_seconds, session.initial_epoch, prepared.split,
+                                          precision, record))
         # ---- results ---------------------------------------------------------------------------------------------
         inference.save_predictions(results_dir / "predictions.npz", prepared, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
@@ -194,7 +194,10 @@ def run_splits(config):
     or comparison.csv/.md/.png (mean ± std over the splits)."""
     results_dir = reporting.prepare_results_dir(config["results_dir"])
     data = data_processor.load_data(config["dataset"], config["data_dir"])
-    names = list(PRESETS) if config["compare"] else [config["preset"]]
+    if config["compare"]:  # {row name: (its configuration, its folder)}
+        models = {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
+    else:
+        models = {config["preset"]: (config, results_dir)}
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
     runs = {}
     for index in range(config["repeats"]):
@@ -206,17 +209,13 @@ def run_splits(config):
                                                  config["time_window"])
             for result in baseline_models.evaluate_baselines(data, parts):
                 runs.setdefault(result["name"], []).append(result)
-        for name in names:
-            if config["compare"]:
-                print(f"\n=== preset {name} ===")
-            folder = results_dir / name / f"run-{index + 1}" if config["compare"] else results_dir / f"run-{index + 1}"
-            run_config = {**(parse_config(config["argv"], preset=name) if config["compare"] else config), **split_flags,
-                          "compare": False, "repeats": 1, "results_dir": folder}
-            status, result = run(run_config, data, tags=[group])
+        for name, (model_config, folder) in models.items():
+            print(f"\n=== {name}, split {split_flags['split']} ===")
+            status, result = run({**model_config, **split_flags, "compare": False, "repeats": 1,
+                                  "results_dir": folder / f"run-{index + 1}"}, data, tags=[group])
             if result is None or (status != 0 and not config["compare"]):
                 return status
-            runs.setdefault(f"{name} preset" if config["compare"] else name, []).append(
-                reporting.run_summary(result, split_flags))
+            runs.setdefault(name, []).append(reporting.run_summary(result, split_flags))
     return reporting.save_summaries(results_dir, config, runs)
 
 

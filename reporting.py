@@ -16,7 +16,7 @@ import utils
 from config import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent
-DEFAULT_RESULTS_DIR = PROJECT_DIR / "results" / "latest"  # main.py's RESULTS_DIR, where evaluate.py and recommend.py look
+DEFAULT_RESULTS_DIR = PROJECT_DIR / "results" / "latest"  # main.py's RESULTS_DIR: where evaluate.py, recommend.py look
 # The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
 RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
              "predictions.tsv", "predictions.npz", "summary.json", "checkpoint.json", "checkpoint.weights.h5",
@@ -147,26 +147,13 @@ def plot_curves(path, history, metric, title, ylabel, kept_epoch=None, reported_
     plt.close(figure)
 
 
-def run_facts(history, train_seconds, initial_epoch, split, precision, record, min_delta):
+def run_facts(history, kept_epoch, train_seconds, initial_epoch, split, precision, record):
     """What metrics.json records beside the metrics: epochs, the kept one, time, memory, sizes, the record."""
-    return {"epochs": len(history), "kept_epoch": kept_epoch(history, min_delta),
-            "train_seconds": round(train_seconds, 2),
+    return {"epochs": len(history), "kept_epoch": kept_epoch, "train_seconds": round(train_seconds, 2),
             "seconds_per_epoch": round(train_seconds / max(len(history) - initial_epoch, 1), 4),
             "peak_memory_mb": round(utils.peak_memory_mb(), 1),
             "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
             "precision": precision, "config": record}
-
-
-def kept_epoch(history, min_delta):
-    """The epoch whose weights the run evaluates: the last one (Keras' fit), or for L-BFGS (whose rows name their
-    stage) the best by validation RMSE of the last stage, improvements smaller than min_delta not counting."""
-    if not history or "stage" not in history[-1]:
-        return len(history)
-    best, kept = float("inf"), None
-    for row in history:
-        if row["stage"] == history[-1]["stage"] and row["val_rmse_clip"] < best - min_delta:
-            best, kept = row["val_rmse_clip"], row["epoch"]
-    return kept
 
 
 def print_result(result, results_dir):

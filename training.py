@@ -225,7 +225,7 @@ def fit_keras(config, network, prepared, session, strategy=None):
             checkpoint.load(network)
     else:
         checkpoint.remove()
-    return checkpoint.history
+    return checkpoint.history, len(checkpoint.history)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -246,22 +246,22 @@ def build_kernel_model(config, prepared):
 def fit_lbfgs(config, network, prepared, session):
     """Full-batch L-BFGS with validation after every epoch, checkpoints and CometML; from the checkpoint with
     --resume. Returns (the history of every epoch, the first stage's best weights or None when this session
-    resumed after it); the network ends with the best weights of the last stage."""
+    resumed after it, the kept epoch); the network ends with the best weights of the last stage."""
     stages = [("pre-training" if config["global_kernel_size"] else "training", config["epochs"],
                config["lbfgs_iterations"], False)]
     if config["global_kernel_size"]:
         stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
     try:
-        history, first_stage_weights = lbfgs.train(
+        history, first_stage_weights, kept_epoch = lbfgs.train(
             network, prepared.train, prepared.val, stages, config["patience"], config["min_delta"], session.checkpoint,
             resume=config["resume"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:
         session.report_divergence(session.checkpoint.finished_epochs() + 1, "try a larger --lambda-2",
                                   evaluated=False)
-        return [], None
+        return [], None, None
     session.checkpoint.remove()
-    return history, first_stage_weights
+    return history, first_stage_weights, kept_epoch
 
 
 def evaluate_pre_training(config, network, first_stage_weights, prepared):

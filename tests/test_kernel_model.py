@@ -170,13 +170,15 @@ def test_lbfgs_lowers_the_objective_and_keeps_the_best_validation_epoch(tmp_path
     model.build()
     batch = lbfgs.FullBatch(model, train, val)
     before = float(batch.objective(global_stage=False))
-    history, first_stage = lbfgs.train(model, train, val, [("pre", 3, 10, False), ("fine", 2, 5, True)], 5, 0.0,
-                                       checkpoints.LbfgsCheckpoint(tmp_path, {}), log=lambda line: None)
+    history, first_stage, kept_epoch = lbfgs.train(model, train, val, [("pre", 3, 10, False), ("fine", 2, 5, True)],
+                                                   5, 0.0, checkpoints.LbfgsCheckpoint(tmp_path, {}),
+                                                   log=lambda line: None)
     assert [row["stage"] for row in history] == ["pre"] * 3 + ["fine"] * 2
     assert history[0]["loss"] < before / batch.n_train
     assert history[2]["loss"] < history[0]["loss"]
     assert first_stage is not None and np.abs(model.global_kernel.numpy()).sum() > 0
     best = min(row["val_rmse_clip"] for row in history if row["stage"] == "fine")
+    assert history[kept_epoch - 1]["stage"] == "fine" and history[kept_epoch - 1]["val_rmse_clip"] == best
     assert float(batch.scores(True)["val_rmse_clip"]) == pytest.approx(best, abs=1e-6)  # the best epoch's weights
 
 
