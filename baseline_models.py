@@ -11,10 +11,13 @@
   too, never from validation or test rows, so their validation predictions are as honest as any model's.
 """
 
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse
 
 import metrics
+import reporting
 
 BAYES_RANK = 32  # factor dimension
 BAYES_ITERATIONS = 300  # Gibbs samples drawn; the posterior predictive mean averages those after the burn-in
@@ -72,33 +75,48 @@ def fit_bayesian(data, split, implicit, rank=BAYES_RANK, iterations=BAYES_ITERAT
     return lambda users, items: machine.predict(scipy.sparse.csr_matrix((len(users), 0)), relations(users, items))
 
 
-def evaluate_bayesian(data, split):
-    """Both RMSEs of `bmf` and `bfm` (no ranking metrics: scoring every item for every user from hundreds of
-    samples is out of proportion for a baseline)."""
-    return [{"name": name, **metrics.evaluate_predictor(data, split, fit_bayesian(data, split, implicit), None)}
-            for name, implicit in (("bmf", False), ("bfm", True))]
-
-
-def evaluate_baselines(data, split):
-    """Both RMSEs (validation and test) and the ranking metrics (test) of the mean and bias baselines, and both
-    RMSEs of the Bayesian ones. Returns a list of
-    {'name', metric: value}; the bias model's entry also has its 'reg'."""
-    train = split.train
-    train_users, train_items, train_ratings = data.users[train], data.items[train], data.ratings[train]
-    mean = float(train_ratings.mean())
-    results = [{"name": "global mean", **metrics.evaluate_predictor(
-        data, split, lambda users, items: np.full(len(users), mean), None)}]
+def select_biases(data, split):
+    """The user+item bias model whose L2 strength scores best on the validation ratings. Returns (reg, predict,
+    score_users)."""
+    train, val = split.train, split.val
     best = None
-    for reg in BIAS_REGULARISATION:  # chosen on the validation ratings; ranking metrics only for the chosen one
-        fitted = fit_biases(train_users, train_items, train_ratings.astype(np.float64), data.n_users,
-                            data.n_items, reg)
-        val = split.val
-        predictions = fitted[0] + fitted[1][data.users[val]] + fitted[2][data.items[val]]
+    for reg in BIAS_REGULARISATION:
+        mu, user_bias, item_bias = fit_biases(data.users[train], data.items[train],
+                                              data.ratings[train].astype(np.float64), data.n_users, data.n_items, reg)
+        predictions = mu + user_bias[data.users[val]] + item_bias[data.items[val]]
         val_rmse = metrics.global_rmse(data.ratings[val], predictions, data.scale[:2])
         if best is None or val_rmse < best[0]:
-            best = (val_rmse, reg, fitted)
-    _, reg, (mu, user_bias, item_bias) = best
-    results.append({"name": "user+item bias", "reg": reg, **metrics.evaluate_predictor(
-        data, split, lambda users, items: mu + user_bias[users] + item_bias[items],
-        lambda users: mu + user_bias[users, None] + item_bias[None, :])})
-    return results + evaluate_bayesian(data, split)
+            best = (val_rmse, reg, mu, user_bias, item_bias)
+    _, reg, mu, user_bias, item_bias = best
+    return (reg, lambda users, items: mu + user_bias[users] + item_bias[items],
+            lambda users: mu + user_bias[users, None] + item_bias[None, :])
+
+
+def baselines(data, split):
+    """Each baseline fitted on the training ratings, in turn: (name, predict(users, items), score_users or None,
+    facts to report). The Bayesian ones have no ranking metrics: scoring every item for every user from hundreds
+    of samples is out of proportion for a baseline."""
+    mean = float(data.ratings[split.train].mean())
+    yield "global mean", lambda users, items: np.full(len(users), mean), None, {}
+    reg, predict, score_users = select_biases(data, split)
+    yield "user+item bias", predict, score_users, {"reg": reg}
+    for name, implicit in (("bmf", False), ("bfm", True)):
+        yield name, fit_bayesian(data, split, implicit), None, {}
+
+
+def evaluate_baselines(data, split, save_to=None, subfolder=""):
+    """Both RMSEs (validation and test) of every baseline, and the ranking metrics (test) where it has them.
+    Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's folder
+    there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py."""
+    results = []
+    for name, predict, score_users, facts in baselines(data, split):
+        predictions = metrics.predict_parts(data, split, predict)
+        results.append({"name": name, **facts, **metrics.evaluate_predictions(data, split, predictions, score_users)})
+        if save_to is not None:
+            reporting.save_baseline_run(Path(save_to) / baseline_folder(name) / subfolder, name, data, split,
+                                        predictions, results[-1])
+    return results
+
+
+def baseline_folder(name):
+    return name.replace("+", "-").replace(" ", "-")

@@ -1,13 +1,16 @@
 """The simple baselines (baseline_models.py) on a split, as a table.
 
-    python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split stratified] [--split-seed N]
+    python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split stratified] [--split-seed N] [--repeats N]
+                         [--results-dir DIR]   # keeps each baseline's predictions for blend.py
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 import baseline_models
 import data_processor
+from config import ConfigError, split_of_repeat
 
 
 def main(argv=None):
@@ -18,21 +21,32 @@ def main(argv=None):
                         default="stratified")
     parser.add_argument("--time-window", choices=list(data_processor.TIME_WINDOWS), default="full")
     parser.add_argument("--split-seed", type=int, default=data_processor.SPLIT_SEED)
+    parser.add_argument("--repeats", type=int, default=1, help="successive splits, as main.py's --repeats")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="keep each baseline's predictions in DIR/<baseline>[/run-<i>], for blend.py")
     args = parser.parse_args(argv)
     try:
-        prepared = data_processor.prepare_data(args.dataset, args.data_dir, args.split, args.split_seed, "user",
-                                               args.time_window)
-    except data_processor.DataError as error:
+        data = data_processor.load_data(args.dataset, args.data_dir)
+        for index in range(args.repeats):
+            flags = split_of_repeat({"split": args.split, "split_seed": args.split_seed}, index)
+            split = data_processor.split_ratings(data, flags["split"], flags["split_seed"], args.time_window)
+            print(f"\nSplit {flags['split']} (split seed {flags['split_seed']}):")
+            print_table(baseline_models.evaluate_baselines(data, split, args.results_dir,
+                                                           f"run-{index + 1}" if args.repeats > 1 else ""))
+    except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def print_table(results):
     print("| baseline | test masked RMSE (per-user) | test RMSE (global) | val RMSE (global) | test NDCG@10 |")
     print("|---|---|---|---|---|")
-    for result in baseline_models.evaluate_baselines(prepared.data, prepared.split):
+    for result in results:
         name = result["name"] + (f" (reg {result['reg']:g})" if "reg" in result else "")
         ndcg = "" if result["test_ndcg_at_10"] is None else f"{result['test_ndcg_at_10']:.4f}"
         print(f"| {name} | {result['test_masked_rmse']:.4f} | {result['test_rmse']:.4f} | {result['val_rmse']:.4f} "
               f"| {ndcg} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,13 +22,11 @@ from config import ConfigError
 def predict_parts(network, inputs, prepared):
     """The network's predictions (unclipped) from its input matrix at the validation and test ratings, aligned
     with split.val and split.test."""
-    predictions = {}
-    for part in ("val", "test"):
-        index = getattr(prepared.split, part)
-        users, items = prepared.data.users[index], prepared.data.items[index]
+    def predict(users, items):
         rows, cols = (users, items) if prepared.orientation == "user" else (items, users)
-        predictions[part] = metrics.predict_at(network, inputs, rows, cols)
-    return predictions
+        return metrics.predict_at(network, inputs, rows, cols)
+
+    return metrics.predict_parts(prepared.data, prepared.split, predict)
 
 
 def evaluate(network, prepared):
@@ -37,15 +35,6 @@ def evaluate(network, prepared):
     predictions = predict_parts(network, inputs, prepared)
     scorer = metrics.user_scorer(network, inputs, prepared.orientation, data.n_users, data.n_items)
     return metrics.evaluate_predictions(data, prepared.split, predictions, scorer), predictions
-
-
-def save_predictions(path, prepared, predictions):
-    """predictions.npz: the split's validation and test indices and the predictions at them, so that runs on the
-    same split can be combined without retraining. It holds ratings' positions: never publish it with MovieLens or
-    Netflix data (their licenses forbid redistribution)."""
-    utils.write_atomic(path, lambda temporary: np.savez_compressed(
-        temporary, val_index=prepared.split.val, val=predictions["val"], test_index=prepared.split.test,
-        test=predictions["test"]))
 
 
 def write_test_predictions(path, prepared, predictions):

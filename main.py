@@ -174,7 +174,7 @@ def run(config, data=None, tags=()):
         result.update(reporting.run_facts(history, kept_epoch, train_seconds, session.initial_epoch, prepared.split,
                                           precision, record))
         # ---- results ---------------------------------------------------------------------------------------------
-        inference.save_predictions(results_dir / "predictions.npz", prepared, predictions)
+        reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
         session.comet.log_result(result, figures)
     if session.interrupted:
@@ -207,7 +207,7 @@ def run_splits(config):
         if config["compare"]:
             parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
                                                  config["time_window"])
-            for result in baseline_models.evaluate_baselines(data, parts):
+            for result in baseline_models.evaluate_baselines(data, parts, results_dir, f"run-{index + 1}"):
                 runs.setdefault(result["name"], []).append(result)
         for name, (model_config, folder) in models.items():
             print(f"\n=== {name}, split {split_flags['split']} ===")

@@ -31,13 +31,10 @@ def global_rmse(ratings, predictions, scale=(1.0, 5.0)):
     return float(np.sqrt(np.mean(squared_error)))
 
 
-def evaluate_predictor(data, split, predict, score_users):
-    """evaluate_predictions of a predictor: predict(users, items) -> predicted ratings."""
-    predictions = {}
-    for part in ("val", "test"):
-        index = getattr(split, part)
-        predictions[part] = predict(data.users[index], data.items[index])
-    return evaluate_predictions(data, split, predictions, score_users)
+def predict_parts(data, split, predict):
+    """{'val': ..., 'test': ...}: predict(users, items) at the validation and test ratings, aligned with the split."""
+    return {part: predict(data.users[getattr(split, part)], data.items[getattr(split, part)])
+            for part in ("val", "test")}
 
 
 def evaluate_predictions(data, split, predictions, score_users):

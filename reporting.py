@@ -98,6 +98,23 @@ def save_results(results_dir, model, result, history, data, config):
     return figures
 
 
+def save_predictions(path, split, predictions):
+    """predictions.npz: the split's validation and test indices and the predictions at them, so that runs on the
+    same split can be combined without retraining (blend.py). It holds ratings' positions: never publish it with
+    MovieLens or Netflix data (their licenses forbid redistribution)."""
+    utils.write_atomic(path, lambda temporary: np.savez_compressed(
+        temporary, val_index=split.val, val=predictions["val"], test_index=split.test, test=predictions["test"]))
+
+
+def save_baseline_run(results_dir, name, data, split, predictions, result):
+    """A baseline's folder, as a run's for blend.py: predictions.npz, config.json (which data), metrics.json."""
+    results_dir = prepare_results_dir(results_dir)
+    save_predictions(results_dir / "predictions.npz", split, predictions)
+    utils.save_json(results_dir / "config.json", {"model": name, "dataset": data.dataset, "data_dir": data.data_dir,
+                                                  "data_files": data.files})
+    utils.save_json(results_dir / "metrics.json", result)
+
+
 def plot_history(results_dir, history, scale, config, result):
     """loss.png and rmse.png: train and validation per epoch, the kept epoch and learning-rate changes marked;
     rmse.png shows the metric the results report beside the training metric."""

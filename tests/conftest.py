@@ -9,6 +9,8 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
+
+import data_processor  # noqa: E402  (the project's folder is on the path from here on)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REAL_DATA_DIR = Path(os.environ.get("MOVIELENS_DIR", PROJECT_DIR / "data" / "ml-1m"))
@@ -129,3 +131,15 @@ def write_netflix(folder, layout="combined", n_users=50, n_movies=40):
     (folder / "movie_titles.csv").write_text("".join(f"{m},2003,Film {m}, with a comma\n"
                                                      for m in range(1, n_movies + 1)), encoding="latin-1")
     return folder
+
+
+def low_rank_ratings(n_users=120, n_items=80, density=0.3, seed=0):
+    """Ratings from a rank-2 matrix plus biases and a little noise, on the 1-5 scale."""
+    rng = np.random.default_rng(seed)
+    user_factors, item_factors = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
+    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
+    scores = 3.5 + (user_factors[users] * item_factors[items]).sum(axis=1) + rng.normal(0, 0.3, len(users))
+    ratings = np.clip(np.round(scores), 1, 5).astype(np.float32)
+    return data_processor.Ratings(users.astype(np.int32), items.astype(np.int32), ratings, None,
+                                  np.arange(1, n_users + 1), np.arange(1, n_items + 1), {}, (1.0, 5.0, 1.0),
+                                  "synthetic", "", {})

@@ -6,18 +6,7 @@ import numpy as np
 import baseline_models
 import data_processor
 import metrics
-
-
-def low_rank_ratings(n_users=120, n_items=80, density=0.3, seed=0):
-    """Ratings from a rank-2 matrix plus biases and a little noise, on the 1-5 scale."""
-    rng = np.random.default_rng(seed)
-    user_factors, item_factors = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
-    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
-    scores = 3.5 + (user_factors[users] * item_factors[items]).sum(axis=1) + rng.normal(0, 0.3, len(users))
-    ratings = np.clip(np.round(scores), 1, 5).astype(np.float32)
-    return data_processor.Ratings(users.astype(np.int32), items.astype(np.int32), ratings, None,
-                                  np.arange(1, n_users + 1), np.arange(1, n_items + 1), {}, (1.0, 5.0, 1.0),
-                                  "synthetic", "", {})
+from conftest import low_rank_ratings
 
 
 def test_bayesian_baselines_beat_the_bias_baseline_on_low_rank_data():

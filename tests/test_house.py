@@ -7,7 +7,7 @@ import config
 import main
 from conftest import PROJECT_DIR
 
-SCRIPTS = {"main", "evaluate", "recommend", "baselines", "benchmark"}
+SCRIPTS = {"main", "evaluate", "recommend", "baselines", "benchmark", "blend"}
 MODULES = {path.stem: path for path in PROJECT_DIR.glob("*.py")}
 
 

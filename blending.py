@@ -1,0 +1,96 @@
+"""Linear blends of finished runs: an intercept plus one weight per member, fitted by ridge least squares on the
+members' predictions at the validation ratings, the ridge strength chosen by cross-validation on those same
+ratings. The test ratings are only scored, never fitted; for the blend to be honest every member must have
+trained without the validation ratings (every run of main.py and every baseline here does).
+
+A member is a results folder with predictions.npz and config.json: a run of main.py, or a baseline's folder
+(baselines.py --results-dir, or main.py --compare). Members must share the data (files and checksums) and the
+split (the same validation and test ratings).
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+
+import data_processor
+import metrics
+import reporting
+from config import ConfigError
+
+RIDGE_ALPHAS = np.logspace(-3, 4, 15)  # candidate strengths of the ridge penalty on the weights
+CV_FOLDS = 5  # folds of the validation ratings that choose the strength
+
+
+@dataclasses.dataclass
+class Member:
+    folder: Path
+    config: dict
+    split: data_processor.Split  # its validation and test indices (train unused)
+    predictions: dict  # {'val': ..., 'test': ...}, aligned with the split
+
+
+def load_member(folder):
+    folder = Path(folder)
+    missing = [name for name in ("config.json", "predictions.npz") if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"{folder} holds no predictions to blend (missing {', '.join(missing)}). Fix: point at "
+                          f"the folder of a finished run (python3 main.py writes predictions.npz) or of a baseline "
+                          f"(python3 baselines.py --results-dir DIR).")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        with np.load(folder / "predictions.npz") as saved:
+            split = data_processor.Split(np.empty(0, np.int64), saved["val_index"], saved["test_index"])
+            predictions = {"val": saved["val"], "test": saved["test"]}
+    except (ValueError, OSError, KeyError) as error:
+        raise ConfigError(f"{folder}: config.json or predictions.npz is damaged ({error}). Fix: run it again.") \
+            from None
+    return Member(folder, config, split, predictions)
+
+
+def check_members(members):
+    """Refuse members of other data or another split, naming the first that differs."""
+    first = members[0]
+    for member in members[1:]:
+        if (member.config.get("dataset"), member.config.get("data_files")) != (
+                first.config.get("dataset"), first.config.get("data_files")):
+            raise ConfigError(f"{member.folder} was trained on other data than {first.folder} (data set or file "
+                              f"checksums differ). Fix: blend runs of the same data.")
+        if not all(np.array_equal(getattr(member.split, part), getattr(first.split, part)) for part in ("val", "test")):
+            raise ConfigError(f"{member.folder} was evaluated on another split than {first.folder} (its validation "
+                              f"or test ratings differ). Fix: blend runs of the same --split and --split-seed.")
+
+
+def load_data(member):
+    """The members' data set, checked against the checksums they recorded."""
+    config = member.config
+    data = data_processor.load_data(config["dataset"], config["data_dir"])
+    if data.files != config["data_files"]:
+        raise data_processor.DataError(f"the data in {data.data_dir} is not the data {member.folder} was trained "
+                                       f"on (file checksums differ). Fix: restore that data.")
+    return data
+
+
+def fit_blend(val_predictions, val_ratings, scale):
+    """Ridge regression of the validation ratings on the members' (clipped) predictions, the strength chosen by
+    CV_FOLDS-fold cross-validation. Returns the fitted model."""
+    features = np.clip(np.column_stack(val_predictions), *scale)
+    folds = KFold(CV_FOLDS, shuffle=True, random_state=0)
+    return RidgeCV(alphas=RIDGE_ALPHAS, cv=folds, scoring="neg_mean_squared_error").fit(features, val_ratings)
+
+
+def blend(members, data):
+    """Fit the blend on the validation ratings; each member's metrics and the blend's. Returns the report."""
+    check_members(members)
+    split, scale = members[0].split, data.scale[:2]
+    model = fit_blend([member.predictions["val"] for member in members], data.ratings[split.val], scale)
+    blended = {part: model.predict(np.clip(np.column_stack([member.predictions[part] for member in members]),
+                                           *scale)) for part in ("val", "test")}
+    rows = [{"member": reporting.display_path(member.folder), "weight": float(weight),
+             **metrics.evaluate_predictions(data, split, member.predictions, None)}
+            for member, weight in zip(members, model.coef_)]
+    return {"blend": metrics.evaluate_predictions(data, split, blended, None), "intercept": float(model.intercept_),
+            "ridge_alpha": float(model.alpha_), "members": rows, "n_val": len(split.val), "n_test": len(split.test)}
