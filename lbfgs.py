@@ -117,6 +117,8 @@ def run_epoch(batch, variables, value_and_gradient, iterations, global_stage):
 
     result = scipy.optimize.minimize(value_and_gradient, flat_values(variables), jac=True, method="L-BFGS-B",
                                      options={"maxiter": iterations, "maxcor": 10}, callback=show)
+    if result.nit < iterations:  # stopped early (converged): end the bar's line, which a full bar ends itself
+        progress.update(result.nit, finalize=True)
     assign_flat_values(variables, result.x)  # L-BFGS' answer, which need not be its last trial point
     scores = {key: float(value) for key, value in batch.scores(global_stage).items()}
     return int(result.nit), scores, round(time.perf_counter() - started, 3)
