@@ -31,7 +31,8 @@ CHOICES = {
     "lr_schedule": ["none", "step", "plateau"],
     "training_path": ["auto", "sparse", "dense"],
     "precision": ["auto", "float32", "bfloat16"],
-    "dataset": list(data_processor.DATASETS),
+    "dataset": [*data_processor.DATASETS, "csv"],
+    "header": ["auto", "yes", "no"],
     "split": data_processor.SPLITS,
     "time_window": list(data_processor.TIME_WINDOWS),
     "distribute": ["none", "mirrored", "multi-worker"],
@@ -54,6 +55,17 @@ def parse_layers(text):
         return [int(size) for size in str(text).split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 512,256,512")
+
+
+def parse_scale(text):
+    try:
+        values = [float(value) for value in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3) or not values[0] < values[1] or (len(values) == 3 and not values[2] > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rating scale: low,high or low,high,step, e.g. 1,5 or "
+                                         f"0.5,5,0.5")
+    return values
 
 
 def parse_epochs(text):
@@ -97,7 +109,15 @@ FLAGS = [
     ("DOT_SCALE", "--dot-scale", float, "--model kernel: scale of the global kernel"),
     ("FINETUNE_EPOCHS", "--finetune-epochs", int, "--global-kernel-size: fine-tuning epochs"),
     ("FINETUNE_ITERATIONS", "--finetune-iterations", int, "--global-kernel-size: L-BFGS iterations per epoch"),
-    ("DATASET", "--dataset", str, "the data set"),
+    ("DATASET", "--dataset", str, "the data set ('csv': your own ratings file, --ratings-file)"),
+    ("RATINGS_FILE", "--ratings-file", str, "--dataset csv: your ratings file, one rating per line"),
+    ("COLUMNS", "--columns", str, "--dataset csv: user,item,rating[,timestamp] columns by header name or position "
+                                  "from 1 (default: the first fields)"),
+    ("SEPARATOR", "--separator", str, "--dataset csv: field separator, e.g. ',' or '\\t' ('auto': detected)"),
+    ("HEADER", "--header", str, "--dataset csv: whether line 1 names the columns"),
+    ("RATING_SCALE", "--rating-scale", parse_scale, "--dataset csv: low,high[,step], e.g. 1,5 or 0.5,5,0.5 "
+                                                    "(default: inferred)"),
+    ("TITLES_FILE", "--titles-file", str, "--dataset csv: optional file of item id and title per line"),
     ("DATA_DIR", "--data-dir", str, "the data set's folder (default: $MOVIELENS_DIR for ml-1m, else data/<data set>)"),
     ("SPLIT", "--split", str, "the evaluation protocol ('seed' is the earlier name of 'stratified')"),
     ("TIME_WINDOW", "--time-window", str, "Netflix --split time: the training window"),
@@ -153,6 +173,9 @@ def parse_flags(argv, constants, description, preset=None):
     config = {**vars(parser.parse_args(argv)), "preset": preset}
     config["argv"] = list(sys.argv[1:] if argv is None else argv)  # --compare passes the flags on to each preset
     config["split"] = data_processor.SPLIT_ALIASES.get(config["split"], config["split"])
+    config["separator"] = {"\\t": "\t", "tab": "\t"}.get(config["separator"], config["separator"])
+    for key in ("ratings_file", "titles_file"):  # recorded in full, so evaluate.py and recommend.py find them
+        config[key] = config[key] and str(Path(config[key]).expanduser().resolve())
     validate_config(config)
     fill = str(config["input_fill"])
     config["input_fill"] = fill if fill in ("zero", "mean") else float(fill)
@@ -221,6 +244,30 @@ def validate_combinations(config):
             "--split", "with --repeats N, u<k> runs u<k> ... u<k+N-1>, which must stay within u1-u5 "
                        "(ua and ub take --repeats 1)")
     validate_cluster(config)
+    validate_csv(config)
+
+
+# The flags of --dataset csv and their values when unused.
+CSV_FLAGS = {"--ratings-file": None, "--columns": "", "--separator": "auto", "--header": "auto",
+             "--rating-scale": None, "--titles-file": None}
+
+
+def validate_csv(config):
+    """--dataset csv needs its ratings file; its other flags mean nothing (and are refused) with the built-in data
+    sets, as --data-dir means nothing with csv."""
+    if config["dataset"] != "csv":
+        for flag, unused in CSV_FLAGS.items():
+            require(config, config[key_of(flag)] == unused, flag, "a setting of --dataset csv: add --dataset csv, "
+                                                                 "or leave it out")
+        return
+    require(config, config["ratings_file"], "--ratings-file", "--dataset csv reads your ratings file: give its path")
+    require(config, config["data_dir"] is None, "--data-dir", "a folder of the built-in data sets; --dataset csv "
+                                                              "reads --ratings-file")
+    require(config, config["separator"] in ("auto", "::") or len(config["separator"]) == 1, "--separator",
+            "one character (',', ';', '|', a tab as '\\t') or '::'")
+    scale = config["rating_scale"]
+    require(config, scale is None or (isinstance(scale, list) and len(scale) in (2, 3) and scale[0] < scale[1]),
+            "--rating-scale", "low,high or low,high,step, e.g. 1,5 or 0.5,5,0.5")
 
 
 def validate_cluster(config):

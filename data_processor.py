@@ -118,10 +118,11 @@ class Prepared:
 # ----------------------------------------------------------------------------------------------------------------
 # The one data chain: flags -> split rating matrices.
 
-def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window="full", data=None):
+def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window="full", data=None,
+                 csv_format=None):
     """Load (unless `data` is given), split and build the matrices the network reads."""
     if data is None:
-        data = load_data(dataset, data_dir)
+        data = load_data(dataset, data_dir, csv_format)
     parts = split_ratings(data, split, split_seed, time_window)
     print(f"Split {split} (split seed {split_seed}): train/val/test {len(parts.train):,}/{len(parts.val):,}/"
           f"{len(parts.test):,} ratings")
@@ -130,8 +131,10 @@ def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window=
                                                         for part in (parts.train, parts.val)))
 
 
-def load_data(dataset, data_dir=None):
-    """Find (or download) the data set and load it."""
+def load_data(dataset, data_dir=None, csv_format=None):
+    """Find (or download) the data set and load it; --dataset csv reads the file that `csv_format` describes."""
+    if dataset == "csv":
+        return load_csv(csv_format)
     return load_dataset(dataset, ensure_dataset(dataset, resolve_data_dir(dataset, data_dir)))
 
 
@@ -516,6 +519,184 @@ def find_all(raw, byte):
     return np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == byte[0]).tolist()
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Your own ratings (--dataset csv): one rating per line (user, item, rating and optionally a time); ids may be any
+# text (u-17, ISBNs, e-mail hashes) and are kept as text.
+
+@dataclasses.dataclass
+class CsvFormat:
+    """How a ratings file of one's own is laid out (main.py's RATINGS_FILE ... TITLES_FILE)."""
+    ratings_file: str
+    columns: str = ""  # user,item,rating[,timestamp] by header name or position from 1; '': the first fields
+    separator: str = "auto"  # 'auto': the first of AUTO_SEPARATORS in the first line
+    header: str = "auto"  # 'yes', 'no', or 'auto': a first line whose rating field is not a number is a header
+    rating_scale: list | None = None  # [low, high] or [low, high, step]; None: inferred from the ratings
+    titles_file: str | None = None  # optional: item id and title per line, same separator
+
+    @classmethod
+    def of(cls, config):
+        """The layout a configuration names (None for the built-in data sets)."""
+        if config.get("dataset") != "csv":
+            return None
+        return cls(*(config[field.name] for field in dataclasses.fields(cls)))
+
+
+AUTO_SEPARATORS = ["::", "\t", ",", ";", "|", " "]
+CSV_ROLES = ["user", "item", "rating", "timestamp"]
+CSV_HINT = "describe the file's layout with --columns, --separator, --header and --rating-scale (main.py --help)"
+
+
+def read_csv_ratings(form):
+    """(user ids, item ids, ratings, timestamps or None, titles, scale, header lines) of a ratings file of one's
+    own, every line validated (file, line, text, fix)."""
+    path = Path(form.ratings_file).expanduser()
+    if not path.exists():
+        raise DataError(f"{path} not found. Fix: give your ratings file with --ratings-file PATH (or RATINGS_FILE "
+                        f"in main.py).")
+    original = read_bytes(path, CSV_HINT)
+    encoding = "utf-8" if is_utf8(original) else "latin-1"
+    first_line = original[: original.index(b"\n")].decode(encoding).rstrip("\r")
+    separator = detect_separator(path, first_line) if form.separator == "auto" else form.separator
+    raw, sep = (original.replace(b"::", b"\x1f"), "\x1f") if separator == "::" else (original, separator)
+    header_fields = [field.strip().strip('"') for field in first_line.split(separator)]
+    positions = csv_positions(path, form.columns, header_fields)
+    header = csv_header(form.header, form.columns, header_fields, positions[2])
+    if b'"' not in raw:  # quoted fields may hold the separator: pandas checks those files' field counts instead
+        check_field_counts(path, original, raw, sep, len(header_fields), len(header_fields),
+                           [CSV_ROLES[positions.index(n)] if n in positions else "unused" for n in
+                            range(len(header_fields))], CSV_HINT, first_line=2 if header else 1)
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, header=None, skiprows=1 if header else 0, usecols=positions,
+                            dtype=str, keep_default_na=False, skip_blank_lines=False, encoding=encoding,
+                            index_col=False)
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DataError(f"{path} could not be read with separator {separator!r}: {error}. Fix: {CSV_HINT}.") \
+            from None
+    columns = [frame[position].fillna("").str.strip().to_numpy(dtype=str) for position in positions]
+
+    def bad(row, problem):
+        bad_line(path, original, row + (2 if header else 1), problem, CSV_HINT)
+
+    ratings, scale = csv_rating_values(columns[2], form.rating_scale, bad)
+    for role, ids in zip(CSV_ROLES, columns[:2]):
+        if (ids == "").any():
+            bad(int(np.argmax(ids == "")), f"the {role} id is missing")
+    timestamps = csv_timestamps(columns[3], bad) if len(columns) == 4 else None
+    titles = read_csv_titles(form.titles_file, separator, encoding) if form.titles_file else {}
+    return columns[0], columns[1], ratings, timestamps, titles, scale, 1 if header else 0
+
+
+def is_utf8(raw):
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def detect_separator(path, first_line):
+    for separator in AUTO_SEPARATORS:
+        if separator in first_line:
+            return separator
+    raise DataError(f"{path}, line 1: no separator found ({', '.join(map(repr, AUTO_SEPARATORS))}): "
+                    f"{first_line!r}. Fix: give it with --separator.")
+
+
+def csv_positions(path, columns, header_fields):
+    """The 0-based positions of the user, item, rating (and timestamp) fields."""
+    if not columns:
+        return list(range(min(len(header_fields), 4)))
+    names = [name.strip() for name in str(columns).split(",")]
+    if not 3 <= len(names) <= 4:
+        raise DataError(f"--columns {columns!r} names {len(names)} columns. Fix: name the user, item and rating "
+                        f"columns (and a timestamp column), e.g. --columns userId,movieId,rating,timestamp or 1,2,3.")
+    if all(name.isdigit() for name in names):
+        positions = [int(name) - 1 for name in names]
+        wrong = [name for name, position in zip(names, positions) if not 0 <= position < len(header_fields)]
+        if wrong:
+            raise DataError(f"--columns {columns!r}: line 1 of {path} has {len(header_fields)} fields, no field "
+                            f"{wrong[0]}. Fix: count the fields from 1.")
+        return positions
+    missing = [name for name in names if name not in header_fields]
+    if missing:
+        raise DataError(f"--columns {columns!r}: {path} has no column {missing[0]!r} in its header line (it has "
+                        f"{', '.join(map(repr, header_fields))}). Fix: use those names, or positions from 1.")
+    return [header_fields.index(name) for name in names]
+
+
+def csv_header(setting, columns, header_fields, rating_position):
+    """Whether line 1 is a header: --header yes/no, or (auto) if columns are named or its rating is not a number."""
+    if setting != "auto":
+        return setting == "yes"
+    named = bool(columns) and not all(name.strip().isdigit() for name in str(columns).split(","))
+    return named or pd.isna(pd.to_numeric(header_fields[rating_position], errors="coerce"))
+
+
+def csv_rating_values(text, rating_scale, bad):
+    """The ratings as float32 and the scale (given, or inferred and printed); a value that is not a number or off
+    the scale names its line."""
+    values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
+    not_number = ~np.isfinite(values)
+    if not_number.any():
+        row = int(np.argmax(not_number))
+        bad(row, f"rating {text[row]!r} is not a number" if text[row] else "the rating is missing")
+    if rating_scale:
+        low, high, step = (list(rating_scale) + [0.0])[:3]
+    else:
+        low, high = float(values.min()), float(values.max())
+        step = next((step for step in (1.0, 0.5) if np.allclose(values / step, np.round(values / step))), 0.0)
+        print(f"Rating scale inferred from the ratings: {scale_text((low, high, step))} (--rating-scale sets it)")
+    off = (values < low) | (values > high)
+    if step:
+        off |= np.abs(values / step - np.round(values / step)) > 1e-6
+    if off.any():
+        row = int(np.argmax(off))
+        bad(row, f"rating {text[row]} is off the scale {scale_text((low, high, step))} (--rating-scale)")
+    return values.astype(np.float32), (float(low), float(high), float(step))
+
+
+def scale_text(scale):
+    low, high, step = scale
+    return f"{low:g}-{high:g}" + (f" in steps of {step:g}" if step else " (any value)")
+
+
+def csv_timestamps(text, bad):
+    """Seconds since 1970 from numbers (seconds) or ISO 8601 dates and times; line 1's kind decides for all."""
+    numbers = pd.to_numeric(pd.Series(text), errors="coerce")
+    if not np.isnan(numbers.iloc[0]):
+        wrong = numbers.isna().to_numpy()
+        kind = "a number of seconds, as on the first line"
+        seconds = numbers.to_numpy()
+    else:
+        dates = pd.to_datetime(pd.Series(text), format="ISO8601", errors="coerce", utc=True)
+        wrong = dates.isna().to_numpy()
+        kind = "an ISO date such as 2024-05-17 or 2024-05-17T09:30:00, as on the first line"
+        seconds = (dates.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+                   if not wrong.any() else None)
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        bad(row, f"timestamp {text[row]!r} is not {kind}" if text[row] else "the timestamp is missing")
+    return np.asarray(seconds, dtype=np.float64).round().astype(np.int64)
+
+
+def read_csv_titles(path, separator, encoding):
+    """{item id: title} from lines 'item id<separator>title' (quotes allowed); lines whose id is not an item of
+    the ratings (a header line among them) are ignored."""
+    path = Path(path).expanduser()
+    hint = "give a file of 'item id, title' lines with --titles-file, or leave it out"
+    raw = read_bytes(path, hint)
+    lines = raw.decode("utf-8" if is_utf8(raw) else "latin-1").split("\n")[:-1]
+    rows = (csv.reader(lines, delimiter=separator) if len(separator) == 1
+            else (line.rstrip("\r").split(separator, 1) for line in lines))
+    titles = {}
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            bad_line(path, raw, number, f"{len(row)} field where 2 (item id, title) are expected, separated by "
+                                        f"{separator!r}", hint)
+        titles[row[0].strip()] = separator.join(row[1:]).strip()
+    return titles
+
+
 READERS = {"ml-100k": read_ml100k, "ml-1m": read_ml1m, "ml-10m": read_ml10m, "ml-20m": read_ml20m,
            "netflix": read_netflix}
 
@@ -524,7 +705,28 @@ def load_dataset(dataset, data_dir):
     """Parse and validate a data set into Ratings, ids numbered densely."""
     data_dir = Path(data_dir).resolve()
     started = time.perf_counter()
-    user_ids, item_ids, ratings, timestamps, titles = READERS[dataset](data_dir)
+    *columns, titles = READERS[dataset](data_dir)
+    ratings_file = DATASETS[dataset]["ratings_file"]
+    files = [data_dir / ratings_file] if ratings_file else netflix_files(data_dir)
+    lines = None if dataset == "netflix" else (files[0], 2 if dataset == "ml-20m" else 1,
+                                               f"replace it with the file from {DATASETS[dataset]['url']}")
+    return index_ratings(dataset, data_dir, files, lines, columns, titles, DATASETS[dataset]["scale"], started)
+
+
+def load_csv(form):
+    """Parse and validate a ratings file of one's own (--dataset csv) into Ratings."""
+    started = time.perf_counter()
+    path = Path(form.ratings_file).expanduser().resolve()
+    *columns, titles, scale, header_lines = read_csv_ratings(form)
+    files = [path] + ([Path(form.titles_file).expanduser().resolve()] if form.titles_file else [])
+    return index_ratings("csv", path.parent, files, (path, header_lines + 1, CSV_HINT), columns, titles, scale,
+                         started)
+
+
+def index_ratings(dataset, data_dir, files, lines, columns, titles, scale, started):
+    """Ratings from the readers' arrays: users and items numbered densely, a repeated (user, item) pair refused
+    (naming its two lines: `lines` is (file, line of the first rating, fix), None for Netflix' many files)."""
+    user_ids, item_ids, ratings, timestamps = columns
     user_ids_sorted, users = np.unique(user_ids, return_inverse=True)
     item_ids_sorted, items = np.unique(item_ids, return_inverse=True)
     users, items = users.astype(np.int32), items.astype(np.int32)
@@ -533,22 +735,18 @@ def load_dataset(dataset, data_dir):
     repeated = np.flatnonzero(pairs[order][1:] == pairs[order][:-1])
     if repeated.size:
         first, second = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
-        if dataset == "netflix":
+        if lines is None:
             raise DataError(f"Netflix data in {data_dir}: CustomerID {user_ids[first]} rated MovieID "
                             f"{item_ids[first]} twice. Fix: delete one of the two ratings, or use the original files.")
-        offset = 2 if dataset == "ml-20m" else 1  # the line of rating 0 (after ML-20M's header)
-        path = data_dir / DATASETS[dataset]["ratings_file"]
-        raw = read_bytes(path, "")
-        bad_line(path, raw, second + offset, f"(UserID, MovieID) already rated on line {first + offset}",
-                 f"replace it with the file from {DATASETS[dataset]['url']}")
+        path, offset, fix = lines
+        bad_line(path, read_bytes(path, ""), second + offset, f"(user, item) already rated on line {first + offset}",
+                 fix)
     del order, pairs
-    ratings_file = DATASETS[dataset]["ratings_file"]
-    files = [data_dir / ratings_file] if ratings_file else netflix_files(data_dir)
-    position = {int(movie): index for index, movie in enumerate(item_ids_sorted)}
+    position = {item: index for index, item in enumerate(item_ids_sorted.tolist())}
     data = Ratings(users, items, ratings.astype(np.float32), timestamps, user_ids_sorted, item_ids_sorted,
-                   {position[movie]: title for movie, title in titles.items() if movie in position},
-                   DATASETS[dataset]["scale"], dataset, str(data_dir),
-                   {str(path.relative_to(data_dir)): file_fingerprint(path) for path in files})
+                   {position[item]: title for item, title in titles.items() if item in position}, scale, dataset,
+                   str(data_dir), {str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else str(path):
+                                   file_fingerprint(path) for path in files})
     print(f"Data: {len(ratings):,} ratings of {data.n_users:,} users and {data.n_items:,} items from "
           f"{data_dir} ({time.perf_counter() - started:.1f} s)")
     return data

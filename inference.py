@@ -1,5 +1,5 @@
-"""Using a trained model: evaluate it, keep its predictions, rank unseen items for a user, and load a finished run
-from its results folder. main.py, evaluate.py and recommend.py all go through here.
+"""Using a trained model: evaluate it, keep its predictions, and load a finished run from its results folder.
+main.py, evaluate.py and recommend.py all go through here.
 
 Every prediction is made from the train matrix (GLocal-K: from the train matrix convolved with its global kernel),
 in the precision the run trained in, so that a reloaded model prints exactly the run's metrics.json.
@@ -48,28 +48,6 @@ def write_test_predictions(path, prepared, predictions):
     utils.write_atomic(path, lambda temporary: Path(temporary).write_text("\n".join(lines) + "\n"))
 
 
-def top_n(network, prepared, user_index, count=10):
-    """[(MovieID, title, predicted rating clipped to the scale)] of the `count` best items the user has not
-    rated (in any part of the split), ranked by the unclipped prediction."""
-    data, inputs = prepared.data, network.input_matrix(prepared.train)
-    if prepared.orientation == "user":
-        predicted = metrics.predict_rows(network, inputs, np.array([user_index]))[0]
-    else:  # the user's column: one prediction from each item's row
-        items = np.arange(data.n_items)
-        predicted = metrics.predict_at(network, inputs, items, np.full_like(items, user_index))
-    candidates = np.ones(data.n_items, dtype=bool)
-    candidates[data.items[data.users == user_index]] = False
-    best = np.flatnonzero(candidates)[np.argsort(-predicted[candidates], kind="stable")[:count]]
-    return [(int(data.item_ids[item]), data.titles.get(int(item), f"MovieID {data.item_ids[item]}"),
-             float(np.clip(predicted[item], *data.scale[:2]))) for item in best]
-
-
-def print_top_n(recommendations, user_id):
-    print(f"\nTop {len(recommendations)} recommendations for UserID {user_id} (movies they have not rated):")
-    for rank, (movie_id, title, predicted) in enumerate(recommendations, start=1):
-        print(f"{rank:2d}. {title}  (MovieID {movie_id}, predicted {predicted:.2f})")
-
-
 def read_run_file(results_dir, name):
     """A JSON file of a finished run, or a ConfigError that names the damaged file and the fix."""
     path = Path(results_dir) / name
@@ -94,7 +72,8 @@ def load_run(results_dir):
     config, ids = read_run_file(results_dir, "config.json"), read_run_file(results_dir, "ids.json")
     precision = read_run_file(results_dir, "metrics.json").get("precision", "float32")
     prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
-                                           config["split_seed"], config["orientation"], config["time_window"])
+                                           config["split_seed"], config["orientation"], config["time_window"],
+                                           csv_format=data_processor.CsvFormat.of(config))
     data = prepared.data
     if data.files != config["data_files"] or ids.get("user_ids") != data.user_ids.tolist() \
             or ids.get("item_ids") != data.item_ids.tolist():

@@ -61,8 +61,14 @@ DOT_SCALE = 0.5  # GLocal-K's scale of the global kernel
 FINETUNE_EPOCHS = 30  # GLocal-K's second stage, with the global kernel, from the first stage's best weights
 FINETUNE_ITERATIONS = 10  # L-BFGS iterations per fine-tuning epoch
 # Data and protocol.
-DATASET = "ml-1m"  # 'ml-100k', 'ml-1m', 'ml-10m', 'ml-20m' or 'netflix'
+DATASET = "ml-1m"  # 'ml-100k', 'ml-1m', 'ml-10m', 'ml-20m', 'netflix' or 'csv' (your own ratings file, below)
 DATA_DIR = None  # the data set's folder; None: $MOVIELENS_DIR for ml-1m, else data/<data set>, downloaded there
+RATINGS_FILE = None  # 'csv': the file, one rating per line: user and item ids (any text), rating, optional time
+COLUMNS = ""  # 'csv': user,item,rating[,timestamp] by header name or position from 1; '': the first fields in order
+SEPARATOR = "auto"  # 'csv': ',', ';', '|', '\t', ' ' or '::'; 'auto': the first of these on line 1
+HEADER = "auto"  # 'csv': 'yes', 'no' or 'auto' (line 1 is a header if its rating is not a number)
+RATING_SCALE = None  # 'csv': [low, high] or [low, high, step]; None: inferred from the ratings (and printed)
+TITLES_FILE = None  # 'csv', optional: item id and title per line, for recommendations
 SPLIT = "stratified"  # 'stratified' (the seed's 81/9/10 stratified by user), 'random' (90/10, 5% of the 90 validates),
 # 'u1'-'u5', 'ua', 'ub' (ML-100K's official files) or 'time' (train on a time window, test on the next: the paper's)
 TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the paper's windows)
@@ -142,6 +148,7 @@ def run(config, data=None, tags=()):
     """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
     metrics); metrics is None when nothing was evaluated."""
     import inference  # TensorFlow is imported once a run starts: --help and bad flags answer at once
+    import recommendations
     import training
 
     # ---- data ----------------------------------------------------------------------------------------------------
@@ -150,7 +157,8 @@ def run(config, data=None, tags=()):
     # Only the chief writes results; other workers write into a temporary folder that nobody reads.
     results_dir = reporting.prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
     prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
-                                           config["split_seed"], config["orientation"], config["time_window"], data)
+                                           config["split_seed"], config["orientation"], config["time_window"], data,
+                                           data_processor.CsvFormat.of(config))
     record = reporting.run_record(config, prepared.data, results_dir)
     with training.Session(config, record, results_dir, chief, tags) as session:
         # ---- model and training ----------------------------------------------------------------------------------
@@ -181,7 +189,7 @@ def run(config, data=None, tags=()):
         return 130, None
     reporting.print_result(result, results_dir)
     user_id = prepared.data.user_ids[0]
-    inference.print_top_n(inference.top_n(network, prepared, user_index=0), user_id)
+    recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0), user_id)
     return (1 if session.diverged else 0), result
 
 
@@ -193,7 +201,7 @@ def run_splits(config):
     --compare every preset and the baselines, each run in its own folder. Writes summary.json (one configuration)
     or comparison.csv/.md/.png (mean ± std over the splits)."""
     results_dir = reporting.prepare_results_dir(config["results_dir"])
-    data = data_processor.load_data(config["dataset"], config["data_dir"])
+    data = data_processor.load_data(config["dataset"], config["data_dir"], data_processor.CsvFormat.of(config))
     if config["compare"]:  # {row name: (its configuration, its folder)}
         models = {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
     else:

@@ -105,7 +105,7 @@ def ranking_metrics(score_users, train_users, train_items, test_users, test_item
 def predict_rows(model, inputs, rows):
     """Dense outputs of `model` for the given rows of a (sparse) input matrix."""
     batch = inputs[rows].toarray() if hasattr(inputs, "toarray") else inputs[rows]
-    return np.asarray(model(batch, training=False), dtype=np.float32)
+    return np.array(model(batch, training=False), dtype=np.float32)  # a writable copy
 
 
 def predict_at(model, inputs, rows, cols, batch_size=1024):
