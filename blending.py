@@ -67,7 +67,7 @@ def check_members(members):
 def load_data(member):
     """The members' data set, checked against the checksums they recorded."""
     config = member.config
-    data = data_processor.load_data(config["dataset"], config["data_dir"], data_processor.CsvFormat.of(config))
+    data = data_processor.load_run_data(config)
     if data.files != config["data_files"]:
         raise data_processor.DataError(f"the data in {data.data_dir} is not the data {member.folder} was trained "
                                        f"on (file checksums differ). Fix: restore that data.")

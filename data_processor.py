@@ -131,6 +131,17 @@ def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window=
                                                         for part in (parts.train, parts.val)))
 
 
+def prepare_run_data(config, data=None):
+    """prepare_data with a run's configuration (main.py's constants in lower case, as config.json records them)."""
+    return prepare_data(config["dataset"], config["data_dir"], config["split"], config["split_seed"],
+                        config["orientation"], config["time_window"], data, CsvFormat.of(config))
+
+
+def load_run_data(config):
+    """load_data with a run's configuration."""
+    return load_data(config["dataset"], config["data_dir"], CsvFormat.of(config))
+
+
 def load_data(dataset, data_dir=None, csv_format=None):
     """Find (or download) the data set and load it; --dataset csv reads the file that `csv_format` describes."""
     if dataset == "csv":
@@ -639,7 +650,7 @@ def csv_rating_values(text, rating_scale, bad):
     not_number = ~np.isfinite(values)
     if not_number.any():
         row = int(np.argmax(not_number))
-        bad(row, f"rating {text[row]!r} is not a number" if text[row] else "the rating is missing")
+        bad(row, f"rating {str(text[row])!r} is not a number" if text[row] else "the rating is missing")
     if rating_scale:
         low, high, step = (list(rating_scale) + [0.0])[:3]
     else:
@@ -675,7 +686,7 @@ def csv_timestamps(text, bad):
                    if not wrong.any() else None)
     if wrong.any():
         row = int(np.argmax(wrong))
-        bad(row, f"timestamp {text[row]!r} is not {kind}" if text[row] else "the timestamp is missing")
+        bad(row, f"timestamp {str(text[row])!r} is not {kind}" if text[row] else "the timestamp is missing")
     return np.asarray(seconds, dtype=np.float64).round().astype(np.int64)
 
 

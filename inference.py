@@ -71,9 +71,7 @@ def load_run(results_dir):
                           f"of a finished run.")
     config, ids = read_run_file(results_dir, "config.json"), read_run_file(results_dir, "ids.json")
     precision = read_run_file(results_dir, "metrics.json").get("precision", "float32")
-    prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
-                                           config["split_seed"], config["orientation"], config["time_window"],
-                                           csv_format=data_processor.CsvFormat.of(config))
+    prepared = data_processor.prepare_run_data(config)
     data = prepared.data
     if data.files != config["data_files"] or ids.get("user_ids") != data.user_ids.tolist() \
             or ids.get("item_ids") != data.item_ids.tolist():

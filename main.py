@@ -156,9 +156,7 @@ def run(config, data=None, tags=()):
     chief = distribute.is_chief()
     # Only the chief writes results; other workers write into a temporary folder that nobody reads.
     results_dir = reporting.prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
-    prepared = data_processor.prepare_data(config["dataset"], config["data_dir"], config["split"],
-                                           config["split_seed"], config["orientation"], config["time_window"], data,
-                                           data_processor.CsvFormat.of(config))
+    prepared = data_processor.prepare_run_data(config, data)
     record = reporting.run_record(config, prepared.data, results_dir)
     with training.Session(config, record, results_dir, chief, tags) as session:
         # ---- model and training ----------------------------------------------------------------------------------
@@ -201,7 +199,7 @@ def run_splits(config):
     --compare every preset and the baselines, each run in its own folder. Writes summary.json (one configuration)
     or comparison.csv/.md/.png (mean ± std over the splits)."""
     results_dir = reporting.prepare_results_dir(config["results_dir"])
-    data = data_processor.load_data(config["dataset"], config["data_dir"], data_processor.CsvFormat.of(config))
+    data = data_processor.load_run_data(config)
     if config["compare"]:  # {row name: (its configuration, its folder)}
         models = {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
     else:

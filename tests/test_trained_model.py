@@ -54,10 +54,10 @@ def test_evaluate_and_recommend_use_the_saved_model(tmp_path, capsys, orientatio
     assert recommend.main(["--user", "42", "--top", "5", "--results-dir", str(results)]) == 0
     output = capsys.readouterr().out
     listed = [line for line in output.splitlines() if line.strip()[:2].rstrip(".").isdigit()]
-    assert "Top 5 recommendations for UserID 42" in output and len(listed) == 5
+    assert "Top 5 recommendations for user 42" in output and len(listed) == 5
     rated = {int(line.split("::")[1]) for line in (folder / "ratings.dat").read_text().splitlines()
              if line.startswith("42::")}
-    assert not rated & {int(line.split("MovieID ")[1].split(",")[0]) for line in listed}
+    assert not rated & {int(line.split("(item ")[1].split(",")[0]) for line in listed}
 
 
 def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
@@ -66,7 +66,7 @@ def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
     folder = write_movielens(tmp_path / "ml-1m")
     assert main.main(["--data-dir", str(folder), "--results-dir", str(tmp_path / "r"), "--epochs", "1", *TINY]) == 0
     assert recommend.main(["--user", "999", "--results-dir", str(tmp_path / "r")]) == 2
-    assert "--user 999 is not a UserID" in capsys.readouterr().err
+    assert "user '999' is not in the data" in capsys.readouterr().err
     (folder / "users.dat").unlink()
     with open(folder / "ratings.dat", "a") as handle:  # the data changes after training
         handle.write("61::1::4::978300000\n")
