@@ -62,9 +62,9 @@ def parse_scale(text):
         values = [float(value) for value in str(text).split(",")]
     except ValueError:
         values = []
-    if len(values) not in (2, 3) or not values[0] < values[1] or (len(values) == 3 and not values[2] > 0):
+    if len(values) not in (2, 3) or not values[0] < values[1] or (len(values) == 3 and not values[2] >= 0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a rating scale: low,high or low,high,step, e.g. 1,5 or "
-                                         f"0.5,5,0.5")
+                                         f"0.5,5,0.5 (step 0: any value)")
     return values
 
 
@@ -115,8 +115,8 @@ FLAGS = [
                                   "from 1 (default: the first fields)"),
     ("SEPARATOR", "--separator", str, "--dataset csv: field separator, e.g. ',' or '\\t' ('auto': detected)"),
     ("HEADER", "--header", str, "--dataset csv: whether line 1 names the columns"),
-    ("RATING_SCALE", "--rating-scale", parse_scale, "--dataset csv: low,high[,step], e.g. 1,5 or 0.5,5,0.5 "
-                                                    "(default: inferred)"),
+    ("RATING_SCALE", "--rating-scale", parse_scale, "--dataset csv: low,high[,step], e.g. 1,5 (whole steps) or "
+                                                    "0.5,5,0.5 or 0,1,0 (any value) (default: inferred)"),
     ("TITLES_FILE", "--titles-file", str, "--dataset csv: optional file of item id and title per line"),
     ("DATA_DIR", "--data-dir", str, "the data set's folder (default: $MOVIELENS_DIR for ml-1m, else data/<data set>)"),
     ("SPLIT", "--split", str, "the evaluation protocol ('seed' is the earlier name of 'stratified')"),

@@ -541,7 +541,7 @@ class CsvFormat:
     columns: str = ""  # user,item,rating[,timestamp] by header name or position from 1; '': the first fields
     separator: str = "auto"  # 'auto': the first of AUTO_SEPARATORS in the first line
     header: str = "auto"  # 'yes', 'no', or 'auto': a first line whose rating field is not a number is a header
-    rating_scale: list | None = None  # [low, high] or [low, high, step]; None: inferred from the ratings
+    rating_scale: list | None = None  # [low, high] (whole steps) or [low, high, step] (0: any value); None: inferred
     titles_file: str | None = None  # optional: item id and title per line, same separator
 
     @classmethod
@@ -576,14 +576,20 @@ def read_csv_ratings(form):
         check_field_counts(path, original, raw, sep, len(header_fields), len(header_fields),
                            [CSV_ROLES[positions.index(n)] if n in positions else "unused" for n in
                             range(len(header_fields))], CSV_HINT, first_line=2 if header else 1)
+    options = dict(sep=sep, header=None, skiprows=1 if header else 0, usecols=positions, keep_default_na=False,
+                   skip_blank_lines=False, skipinitialspace=True, encoding=encoding, index_col=False)
+    try:  # ratings read as numbers at once; a value that is not one is found below, on the text
+        frame = pd.read_csv(io.BytesIO(raw), dtype={**{position: str for position in positions},
+                                                    positions[2]: np.float64}, **options)
+    except ValueError:
+        frame = None
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, header=None, skiprows=1 if header else 0, usecols=positions,
-                            dtype=str, keep_default_na=False, skip_blank_lines=False, encoding=encoding,
-                            index_col=False)
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, **options) if frame is None else frame
     except (pd.errors.ParserError, ValueError) as error:
         raise DataError(f"{path} could not be read with separator {separator!r}: {error}. Fix: {CSV_HINT}.") \
             from None
-    columns = [frame[position].fillna("").str.strip().to_numpy(dtype=str) for position in positions]
+    columns = [frame[position].fillna("").to_numpy() for position in positions]
+    columns[:2] = [ids.astype(str) for ids in columns[:2]]
 
     def bad(row, problem):
         bad_line(path, original, row + (2 if header else 1), problem, CSV_HINT)
@@ -646,13 +652,14 @@ def csv_header(setting, columns, header_fields, rating_position):
 def csv_rating_values(text, rating_scale, bad):
     """The ratings as float32 and the scale (given, or inferred and printed); a value that is not a number or off
     the scale names its line."""
-    values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
+    values = (text if text.dtype.kind == "f" else pd.to_numeric(pd.Series(text), errors="coerce")
+              .to_numpy(dtype=np.float64))
     not_number = ~np.isfinite(values)
     if not_number.any():
         row = int(np.argmax(not_number))
         bad(row, f"rating {str(text[row])!r} is not a number" if text[row] else "the rating is missing")
     if rating_scale:
-        low, high, step = (list(rating_scale) + [0.0])[:3]
+        low, high, step = (list(rating_scale) + [1.0])[:3]  # low,high: whole steps
     else:
         low, high = float(values.min()), float(values.max())
         step = next((step for step in (1.0, 0.5) if np.allclose(values / step, np.round(values / step))), 0.0)
@@ -662,7 +669,7 @@ def csv_rating_values(text, rating_scale, bad):
         off |= np.abs(values / step - np.round(values / step)) > 1e-6
     if off.any():
         row = int(np.argmax(off))
-        bad(row, f"rating {text[row]} is off the scale {scale_text((low, high, step))} (--rating-scale)")
+        bad(row, f"rating {values[row]:g} is off the scale {scale_text((low, high, step))} (--rating-scale)")
     return values.astype(np.float32), (float(low), float(high), float(step))
 
 
@@ -673,8 +680,8 @@ def scale_text(scale):
 
 def csv_timestamps(text, bad):
     """Seconds since 1970 from numbers (seconds) or ISO 8601 dates and times; line 1's kind decides for all."""
-    numbers = pd.to_numeric(pd.Series(text), errors="coerce")
-    if not np.isnan(numbers.iloc[0]):
+    if not np.isnan(pd.to_numeric(text[:1], errors="coerce")[0]):
+        numbers = pd.to_numeric(pd.Series(text), errors="coerce")
         wrong = numbers.isna().to_numpy()
         kind = "a number of seconds, as on the first line"
         seconds = numbers.to_numpy()

@@ -67,7 +67,7 @@ RATINGS_FILE = None  # 'csv': the file, one rating per line: user and item ids (
 COLUMNS = ""  # 'csv': user,item,rating[,timestamp] by header name or position from 1; '': the first fields in order
 SEPARATOR = "auto"  # 'csv': ',', ';', '|', '\t', ' ' or '::'; 'auto': the first of these on line 1
 HEADER = "auto"  # 'csv': 'yes', 'no' or 'auto' (line 1 is a header if its rating is not a number)
-RATING_SCALE = None  # 'csv': [low, high] or [low, high, step]; None: inferred from the ratings (and printed)
+RATING_SCALE = None  # 'csv': [low, high] (whole steps) or [low, high, step] (0: any value); None: inferred, printed
 TITLES_FILE = None  # 'csv', optional: item id and title per line, for recommendations
 SPLIT = "stratified"  # 'stratified' (the seed's 81/9/10 stratified by user), 'random' (90/10, 5% of the 90 validates),
 # 'u1'-'u5', 'ua', 'ub' (ML-100K's official files) or 'time' (train on a time window, test on the next: the paper's)
