@@ -28,6 +28,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
+
 import data_processor
 import utils
 
@@ -215,7 +217,28 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
                           f"validation",
             "epoch_peak_memory_mb": round(utils.peak_memory_mb(), 1),
             "epoch_peak_memory_note": "process peak while loading the data again and training",
-            "load_seconds_in_epoch_process": round(load_seconds, 1), "tensorflow": tf.__version__}
+            "load_seconds_in_epoch_process": round(load_seconds, 1), "tensorflow": tf.__version__,
+            **time_recommendations(network, prepared)}
+
+
+def time_recommendations(network, prepared, users=20000, count=10):
+    """What recommend.py --all-users costs on this model shape (the network as the timed batches left it): users
+    per second over the first `users` users, and the extra memory it needs (peak over resident memory before;
+    Linux' peak counter is reset first)."""
+    import recommendations
+
+    users = np.arange(min(users, prepared.data.n_users))
+    resident = utils.resident_memory_mb()
+    reset = utils.reset_peak_memory()
+    with tempfile.TemporaryDirectory() as scratch:
+        written, seconds = recommendations.write_all_users(Path(scratch) / "recommendations.csv", network, prepared,
+                                                           users, count)
+    extra = utils.resident_memory_mb("VmHWM") - resident if reset and resident else None
+    return {"recommend_users_per_second": round(written / seconds, 1),
+            "recommend_seconds_per_10000_users": round(seconds / written * 10000, 1),
+            "recommend_extra_peak_memory_mb": None if extra is None else round(extra, 1),
+            "recommend_note": f"recommend.py --all-users --top {count} for the first {written:,} users, written to a "
+                              f"CSV file; extra memory: peak resident memory over resident memory before"}
 
 
 def prepare_in_child(name, data_dir, queue):

@@ -92,3 +92,22 @@ def program_version():
 def peak_memory_mb():
     """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resident_memory_mb(field="VmRSS"):
+    """This process's resident memory now (VmRSS) or at its peak since the last reset_peak_memory (VmHWM), from
+    Linux' /proc/self/status; None elsewhere."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field + ":")), None)
+
+
+def reset_peak_memory():
+    """Restart Linux' peak counter (VmHWM) at the current resident memory; False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
