@@ -154,9 +154,9 @@ def run(config, data=None, tags=()):
     # ---- data ----------------------------------------------------------------------------------------------------
     strategy = distribute.make_strategy(config["distribute"], config["devices"])  # before any TensorFlow work
     chief = distribute.is_chief()
+    prepared = data_processor.prepare_run_data(config, data)  # first: bad data leaves no empty results folder
     # Only the chief writes results; other workers write into a temporary folder that nobody reads.
     results_dir = reporting.prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
-    prepared = data_processor.prepare_run_data(config, data)
     record = reporting.run_record(config, prepared.data, results_dir)
     with training.Session(config, record, results_dir, chief, tags) as session:
         # ---- model and training ----------------------------------------------------------------------------------
@@ -198,8 +198,8 @@ def run_splits(config):
     """Each split in turn (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; or u1, u2, ...): the configuration, or with
     --compare every preset and the baselines, each run in its own folder. Writes summary.json (one configuration)
     or comparison.csv/.md/.png (mean ± std over the splits)."""
-    results_dir = reporting.prepare_results_dir(config["results_dir"])
     data = data_processor.load_run_data(config)
+    results_dir = reporting.prepare_results_dir(config["results_dir"])
     if config["compare"]:  # {row name: (its configuration, its folder)}
         models = {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
     else:
