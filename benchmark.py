@@ -186,9 +186,13 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
     import training
 
     data_dir = Path(data_dir)
-    if not (data_dir / "SYNTHETIC.txt").is_file():
-        synthetic_data.write_synthetic(name, data_dir, scale)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: forking a process with TensorFlow hangs
+    if not (data_dir / "SYNTHETIC.txt").is_file():  # in a child, so that drawing the data weighs on no peak below
+        writer = context.Process(target=synthetic_data.write_synthetic, args=(name, data_dir, scale))
+        writer.start()
+        writer.join()
+        if writer.exitcode:
+            raise SystemExit(f"writing the synthetic data into {data_dir} failed (exit code {writer.exitcode})")
     queue = context.Queue()
     child = context.Process(target=prepare_in_child, args=(name, data_dir, queue))
     child.start()
@@ -197,6 +201,7 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
 
     import tensorflow as tf
 
+    utils.reset_peak_memory()
     started = time.perf_counter()
     prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
     load_seconds = time.perf_counter() - started
@@ -215,10 +220,16 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
             "epoch_note": f"{timed} of {batches} batches of {config['batch_size']} user rows timed (after one "
                           f"untimed batch for tracing), scaled to the whole epoch; seed network, float32, no "
                           f"validation",
-            "epoch_peak_memory_mb": round(utils.peak_memory_mb(), 1),
+            "epoch_peak_memory_mb": round(process_peak_memory_mb(), 1),
             "epoch_peak_memory_note": "process peak while loading the data again and training",
             "load_seconds_in_epoch_process": round(load_seconds, 1), "tensorflow": tf.__version__,
             **time_recommendations(network, prepared)}
+
+
+def process_peak_memory_mb():
+    """The peak resident memory of this process's own memory: Linux' VmHWM, which a new program starts afresh
+    (getrusage's ru_maxrss survives exec, so a spawned child would report its parent's size at the fork)."""
+    return utils.resident_memory_mb("VmHWM") or utils.peak_memory_mb()
 
 
 def time_recommendations(network, prepared, users=20000, count=10):
@@ -246,7 +257,7 @@ def prepare_in_child(name, data_dir, queue):
     started = time.perf_counter()
     prepared = data_processor.prepare_data(name, data_dir, "random", data_processor.SPLIT_SEED, "user")
     queue.put({"prep_seconds": round(time.perf_counter() - started, 3),
-               "peak_memory_mb": round(utils.peak_memory_mb(), 1), "n_ratings": len(prepared.data.ratings),
+               "peak_memory_mb": round(process_peak_memory_mb(), 1), "n_ratings": len(prepared.data.ratings),
                "n_users": prepared.data.n_users, "n_items": prepared.data.n_items})
 
 
