@@ -180,24 +180,13 @@ def benchmark_scale(name, data_dir, scale, epoch_fraction):
     child process (so that its peak memory is its own), then time a fraction of one epoch of the seed network on
     it and scale the seconds up to a whole epoch."""
     import math
-    import multiprocessing
 
-    import synthetic_data
     import training
 
     data_dir = Path(data_dir)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: forking a process with TensorFlow hangs
     if not (data_dir / "SYNTHETIC.txt").is_file():  # in a child, so that drawing the data weighs on no peak below
-        writer = context.Process(target=synthetic_data.write_synthetic, args=(name, data_dir, scale))
-        writer.start()
-        writer.join()
-        if writer.exitcode:
-            raise SystemExit(f"writing the synthetic data into {data_dir} failed (exit code {writer.exitcode})")
-    queue = context.Queue()
-    child = context.Process(target=prepare_in_child, args=(name, data_dir, queue))
-    child.start()
-    prep = queue.get()
-    child.join()
+        in_child(write_in_child, name, data_dir, scale)
+    prep = in_child(prepare_in_child, name, data_dir)
 
     import tensorflow as tf
 
@@ -250,6 +239,34 @@ def time_recommendations(network, prepared, users=20000, count=10):
             "recommend_extra_peak_memory_mb": None if extra is None else round(extra, 1),
             "recommend_note": f"recommend.py --all-users --top {count} for the first {written:,} users, written to a "
                               f"CSV file; extra memory: peak resident memory over resident memory before"}
+
+
+def in_child(target, *args):
+    """target(*args, queue) in a fresh interpreter (forking a process with TensorFlow hangs), so that its memory is
+    its own; returns what it puts on the queue."""
+    import multiprocessing
+    from queue import Empty
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=target, args=(*args, queue))
+    child.start()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not child.is_alive():  # it failed: its traceback is above
+                raise SystemExit(f"{target.__name__} failed (exit code {child.exitcode})") from None
+    child.join()
+    return result
+
+
+def write_in_child(name, data_dir, scale, queue):
+    import synthetic_data
+
+    synthetic_data.write_synthetic(name, data_dir, scale)
+    queue.put(True)
 
 
 def prepare_in_child(name, data_dir, queue):
