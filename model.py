@@ -73,6 +73,13 @@ def masked_mse(y_true, y_pred, clip=None):
     return tf.reduce_sum(squared_error) / tf.maximum(tf.stop_gradient(ratings), 1.0)
 
 
+def squared_error_sums(y_true, y_pred, clip=None):
+    """The batch's summed squared error and number of known ratings (under tf.distribute, over all replicas): an
+    epoch's global RMSE is the square root of their sums' ratio."""
+    squared_error, count = row_squared_errors(y_true, y_pred, clip)
+    return replica_sum(tf.reduce_sum(squared_error)), replica_sum(tf.reduce_sum(count))
+
+
 LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
 
 
@@ -138,6 +145,9 @@ class DeepAutoEncoder(keras.Model):
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rmse_tracker = keras.metrics.Mean(name="masked_rmse_clip")
+        # The global RMSE (what the results report) of the epoch: its squared errors and ratings, summed.
+        self.squared_error_tracker = keras.metrics.Sum(name="squared_error")
+        self.ratings_tracker = keras.metrics.Sum(name="ratings")
 
     def build(self, input_shape=None):
         """Create every weight up front, so that saved weights can be loaded before any training step."""
@@ -193,13 +203,13 @@ class DeepAutoEncoder(keras.Model):
         return self.masked_loss(targets, outputs) + (penalty / replicas if replicas > 1 else penalty)
 
     def loss_and_gradients(self, inputs, targets):
-        """One forward and backward pass. Returns the loss, the gradients, the outputs (dense, or at the known
-        targets only) and the clipped masked RMSE."""
+        """One forward and backward pass. Returns the loss, the gradients and the outputs (dense, or at the known
+        targets only)."""
         with tf.GradientTape() as tape:
             outputs = self.forward(inputs, targets, training=True, dense_output=self.refeed_steps > 0)
             loss = self.penalised_loss(targets, outputs)
         gradients = tape.gradient(loss, self.trainable_variables)
-        return loss, gradients, outputs, masked_rmse(targets, outputs, clip=self.rating_scale)
+        return loss, gradients, outputs
 
     def apply_gradients(self, gradients, fast):
         if fast and fast_path.is_plain_momentum(self.optimizer):
@@ -210,30 +220,40 @@ class DeepAutoEncoder(keras.Model):
     def train_step(self, data):
         inputs, targets = data
         fast = isinstance(inputs, tf.SparseTensor)
-        loss, gradients, outputs, clipped_rmse = self.loss_and_gradients(inputs, targets)
+        loss, gradients, outputs = self.loss_and_gradients(inputs, targets)
         self.apply_gradients(gradients, fast)
+        self.track(loss, targets, outputs, inputs)
         # Dense re-feeding (paper, section 3.3): the dense output f(x) is a valid rating vector for the same user,
         # so it is fed back as input and target, and the network takes another step on it.
         for _ in range(self.refeed_steps):
             refed = tf.stop_gradient(outputs)
-            _, gradients, outputs, _ = self.loss_and_gradients(refed, refed)
+            _, gradients, outputs = self.loss_and_gradients(refed, refed)
             self.apply_gradients(gradients, fast)
-        return self.track(loss, clipped_rmse, inputs)
+        return self.logs()
 
     def test_step(self, data):
         inputs, targets = data
         outputs = self.forward(inputs, targets, training=False)
-        loss = self.penalised_loss(targets, outputs)
-        return self.track(loss, masked_rmse(targets, outputs, clip=self.rating_scale), inputs)
+        self.track(self.penalised_loss(targets, outputs), targets, outputs, inputs)
+        return self.logs()
 
-    def track(self, loss, clipped_rmse, inputs):
-        """Epoch means of the batch values, weighted by the batch's number of rows (under tf.distribute, the
-        replicas' shares summed into the global batch's values, the same on every replica)."""
+    def track(self, loss, targets, outputs, inputs):
+        """The epoch's loss and masked RMSE (means of the batch values weighted by the batch's rows) and its global
+        RMSE (summed squared errors over summed ratings); predictions clipped to the rating scale for both RMSEs.
+        Under tf.distribute the replicas' shares are summed into the global batch's values."""
         batch_rows = tf.cast(inputs.dense_shape[0] if isinstance(inputs, tf.SparseTensor) else tf.shape(inputs)[0],
                              tf.float32)
+        clipped_rmse = masked_rmse(targets, outputs, clip=self.rating_scale)
+        squared_error, ratings = squared_error_sums(targets, outputs, clip=self.rating_scale)
         self.loss_tracker.update_state(replica_sum(loss), sample_weight=replica_sum(batch_rows))
         self.rmse_tracker.update_state(replica_sum(clipped_rmse), sample_weight=replica_sum(batch_rows))
-        logs = {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result()}
+        self.squared_error_tracker.update_state(squared_error)
+        self.ratings_tracker.update_state(ratings)
+
+    def logs(self):
+        ratings = tf.maximum(self.ratings_tracker.result(), 1.0)
+        logs = {"loss": self.loss_tracker.result(), "masked_rmse_clip": self.rmse_tracker.result(),
+                "rmse_clip": tf.sqrt(self.squared_error_tracker.result() / ratings)}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3 reduces multi-worker logs along axis 0, which a scalar lacks (tensorflow/tensorflow#72388).
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
@@ -241,7 +261,7 @@ class DeepAutoEncoder(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.rmse_tracker]
+        return [self.loss_tracker, self.rmse_tracker, self.squared_error_tracker, self.ratings_tracker]
 
     def get_config(self):
         return {"n_inputs": self.n_inputs, "rating_scale": list(self.rating_scale), **self.hyperparameters,

@@ -120,31 +120,38 @@ def plot_history(results_dir, history, scale, config, result):
     rmse.png shows the metric the results report beside the training metric."""
     low, high, _ = scale
     kept = result.get("kept_epoch")
+    rmse_title = f"RMSE, predictions clipped to [{low:g}, {high:g}]"
     if config["model"] == "kernel":
-        curves = [("loss", "Loss per rating (squared error / 2 + penalties / train ratings)", "loss"),
-                  ("rmse_clip", f"RMSE (global, predictions clipped to [{low:g}, {high:g}])", "RMSE")]
-    else:
-        curves = [("loss", f"Loss ({config['loss']} + L2 penalty)", "loss"),
-                  ("masked_rmse_clip", f"Per-user masked RMSE (clipped to [{low:g}, {high:g}])", "masked RMSE")]
+        curves = [("loss", "Loss per rating (squared error / 2 + penalties / train ratings)", "loss", ["loss"]),
+                  ("rmse", f"{rmse_title}: global", "RMSE", ["rmse_clip"])]
+    else:  # the global RMSE (what the results report) beside the seed's per-user metric
+        curves = [("loss", f"Loss ({config['loss']} + L2 penalty)", "loss", ["loss"]),
+                  ("rmse", f"{rmse_title}: global (solid), per-user masked (dashed)", "RMSE",
+                   ["rmse_clip", "masked_rmse_clip"])]
     paths = []
-    for name, (metric, title, ylabel) in zip(["loss.png", "rmse.png"], curves):
-        paths.append(results_dir / name)
-        plot_curves(paths[-1], history, metric, f"{title}\n{run_title(config)}", ylabel, kept,
-                    result.get("val_rmse") if name == "rmse.png" else None)
+    for name, title, ylabel, metrics in curves:
+        paths.append(results_dir / f"{name}.png")
+        plot_curves(paths[-1], history, metrics, f"{title}\n{run_title(config)}", ylabel, kept,
+                    result.get("val_rmse") if name == "rmse" else None)
     return paths
 
 
-def plot_curves(path, history, metric, title, ylabel, kept_epoch=None, reported_val_rmse=None):
-    """Train vs validation curve of one metric, as the seed's figures, with the kept epoch, the epochs where the
-    learning rate changed, and the validation RMSE (global) that metrics.json reports."""
+def plot_curves(path, history, metrics, title, ylabel, kept_epoch=None, reported_val_rmse=None):
+    """Train vs validation curves of the metrics (the first solid, a second dashed), as the seed's figures, with
+    the kept epoch, the epochs where the learning rate changed, and the validation RMSE (global) that
+    metrics.json reports."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(figsize=(7, 4.8))
-    axes.plot(epochs, [row[metric] for row in history], label="train")
-    axes.plot(epochs, [row[f"val_{metric}"] for row in history], label="validation")
+    for metric, style in zip(metrics, ["-", "--"]):
+        suffix = "" if len(metrics) == 1 else (" (global)" if metric == "rmse_clip" else " (per-user)")
+        nan = float("nan")  # epochs recorded before a metric existed (a resumed older run) have no value
+        axes.plot(epochs, [row.get(metric, nan) for row in history], style, color="C0", label=f"train{suffix}")
+        axes.plot(epochs, [row.get(f"val_{metric}", nan) for row in history], style, color="C1",
+                  label=f"validation{suffix}")
     rates = [row.get("learning_rate") for row in history]
     changes = [epoch for epoch, before, after in zip(epochs[1:], rates, rates[1:]) if after != before]
     for epoch in changes:

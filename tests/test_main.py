@@ -136,7 +136,7 @@ def test_short_training_run_writes_every_result(movielens_dir, tmp_path, capsys)
     assert metrics["diverged"] is False and metrics["epochs"] == 25
     assert 0.3 < metrics["test_rmse"] < 2.0 and 0.3 < metrics["test_masked_rmse"] < 2.0
     history = (results / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,loss,masked_rmse_clip,val_loss,val_masked_rmse_clip")
+    assert history[0].startswith("epoch,loss,masked_rmse_clip,rmse_clip,val_loss,val_masked_rmse_clip,val_rmse_clip")
     losses = [float(line.split(",")[1]) for line in history[1:]]
     assert losses[-1] < losses[0]  # training lowers the loss
     output = capsys.readouterr().out
@@ -181,24 +181,31 @@ def test_validation_batch_size_changes_no_result(movielens_dir, tmp_path):
 
 
 def test_comet_offline_writes_an_archive(movielens_dir, tmp_path):
+    """--repeats 2: one experiment per run, each with its test metrics, per-epoch RMSEs, figures and tags, the two
+    sharing one group tag."""
     status, output = run_program("--data-dir", movielens_dir, "--results-dir", tmp_path / "r", "--epochs", "2",
-                                 *TINY, env={"COMET_MODE": "offline"})
+                                 "--repeats", "2", *TINY, env={"COMET_MODE": "offline"})
     assert status == 0, output
     assert "CometML logging is on (offline" in output
-    archives = list((tmp_path / "r").glob("*.zip"))
-    assert len(archives) == 1, "one offline CometML archive in the results folder"
-    with zipfile.ZipFile(archives[0]) as archive:
-        messages = [json.loads(line) for line in archive.read("messages.json").decode().splitlines()]
-        experiment = json.loads(archive.read("experiment.json"))
-    metrics = {message["payload"]["metric"]["metricName"]: message["payload"]["metric"]["metricValue"]
-               for message in messages if message["type"] == "metric_msg"}
-    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
-    for key in ("test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"):
-        assert metrics[key] == pytest.approx(saved[key])
-    figures = {message["payload"]["additional_params"].get("figName") for message in messages
-               if "additional_params" in message["payload"]}
-    assert {"loss", "rmse"} <= figures
-    assert {"ml-1m", "split-stratified", "preset-reference"} <= set(experiment["tags"])
+    archives = sorted((tmp_path / "r").rglob("*.zip"))
+    assert len(archives) == 2, "one offline CometML archive per run"
+    groups = []
+    for archive_path in archives:
+        with zipfile.ZipFile(archive_path) as archive:
+            messages = [json.loads(line) for line in archive.read("messages.json").decode().splitlines()]
+            experiment = json.loads(archive.read("experiment.json"))
+        metrics = {message["payload"]["metric"]["metricName"]: message["payload"]["metric"]["metricValue"]
+                   for message in messages if message["type"] == "metric_msg"}
+        saved = json.loads((archive_path.parent / "metrics.json").read_text())
+        for key in ("test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"):
+            assert metrics[key] == pytest.approx(saved[key])
+        assert {"rmse_clip", "val_rmse_clip", "masked_rmse_clip", "val_masked_rmse_clip"} <= set(metrics)
+        figures = {message["payload"]["additional_params"].get("figName") for message in messages
+                   if "additional_params" in message["payload"]}
+        assert {"loss", "rmse"} <= figures
+        assert {"ml-1m", "split-stratified", "preset-reference"} <= set(experiment["tags"])
+        groups.append({tag for tag in experiment["tags"] if tag.startswith("group-")})
+    assert len(groups[0]) == 1 and groups[0] == groups[1]
 
 
 def test_comet_failure_warns_and_run_goes_on(movielens_dir, tmp_path):
