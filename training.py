@@ -148,6 +148,9 @@ def training_batches(config, prepared, strategy=None):
     if config["training_path"] == "dense":
         train_inputs = data_processor.fill_unknown(train_inputs.toarray(), config["input_fill"])
         train_targets, val_targets = train_targets.toarray(), val_targets.toarray()
+    else:  # the train matrix is held once (as tensors) for the inputs and targets of both datasets
+        train_inputs = train_targets = SparseRows(train_inputs)
+        val_targets = SparseRows(val_targets)
     train_data = row_batches(train_inputs, train_targets, config["batch_size"], shuffle_seed=config["seed"])
     val_data = row_batches(train_inputs, val_targets, config["validation_batch_size"])
     if not strategy:
@@ -159,20 +162,39 @@ def training_batches(config, prepared, strategy=None):
             steps)
 
 
-def row_batches(inputs, targets, batch_size, shuffle_seed=None):
-    """Batches of (input rows, target rows), in the same order on both paths: scipy sparse matrices become
-    tf.SparseTensor batches (the fast path), NumPy arrays dense ones (the dense path)."""
-    def to_tf(matrix):
-        if not scipy.sparse.issparse(matrix):
-            return matrix
-        coo = matrix.tocoo()
-        indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-        return tf.sparse.reorder(tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape))
+class SparseRows:
+    """A CSR matrix held once as tensors (its row pointers, column indices and values), read a batch of rows at a
+    time as a tf.SparseTensor in canonical order: no per-row copies in tf.data's shuffle buffer, which for the
+    Netflix training matrix would hold it again, twice (inputs and targets)."""
 
-    dataset = tf.data.Dataset.from_tensor_slices((to_tf(inputs), to_tf(targets)))
+    def __init__(self, matrix):
+        matrix.sort_indices()  # in place; rows are in order already
+        self.shape = matrix.shape
+        self.row_starts = tf.constant(matrix.indptr.astype(np.int64))
+        self.cols = tf.constant(matrix.indices.astype(np.int32, copy=False))
+        self.values = tf.constant(matrix.data.astype(np.float32, copy=False))
+
+    def __call__(self, rows):
+        """The given rows (an int64 vector), in that order, as a [len(rows), n_cols] SparseTensor."""
+        positions = tf.ragged.range(tf.gather(self.row_starts, rows), tf.gather(self.row_starts, rows + 1))
+        flat = positions.flat_values
+        indices = tf.stack([positions.value_rowids(), tf.cast(tf.gather(self.cols, flat), tf.int64)], axis=1)
+        return tf.SparseTensor(indices, tf.gather(self.values, flat),
+                               tf.stack([tf.shape(rows, out_type=tf.int64)[0], tf.constant(self.shape[1], tf.int64)]))
+
+
+def row_batches(inputs, targets, batch_size, shuffle_seed=None):
+    """Batches of (input rows, target rows), in the same order on both paths: SparseRows give tf.SparseTensor
+    batches (the fast path: row numbers are shuffled and batched, then read), NumPy arrays dense ones (the dense
+    path)."""
+    sparse, n_rows = isinstance(inputs, SparseRows), inputs.shape[0]
+    dataset = tf.data.Dataset.range(n_rows) if sparse else tf.data.Dataset.from_tensor_slices((inputs, targets))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(inputs.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.shuffle(n_rows, seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if sparse:
+        dataset = dataset.map(lambda rows: (inputs(rows), targets(rows)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def keras_callbacks(config, session):
