@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -324,22 +325,25 @@ def read_numeric_table(path, sep, names, dtypes, source_hint, optional=0, header
         frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, **options)
     for name, dtype in dtypes.items():
         text = frame[name].fillna("")
-        values = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy()
+        values = pd.to_numeric(text.replace("", np.nan), errors="coerce").to_numpy(dtype=np.float64)
         integer = np.issubdtype(np.dtype(dtype), np.integer)
         may_be_missing = name in names[len(names) - optional:]
-        wrong = (np.isnan(values) & ~(may_be_missing & (text == "").to_numpy())) | (
+        too_large = integer & (np.abs(values) >= 2.0 ** 63)
+        wrong = (np.isnan(values) & ~(may_be_missing & (text == "").to_numpy())) | too_large | (
             integer & ~np.isnan(values) & (values != np.round(values)))
         if wrong.any():
-            line_number = int(np.argmax(wrong)) + (2 if header else 1)
-            bad_line(path, original, line_number, f"{name} is not {'an integer' if integer else 'a number'}",
-                     source_hint)
+            row = int(np.argmax(wrong))
+            problem = (f"{name} is too large (at most 2^63 - 1)" if too_large[row] else
+                       f"{name} is not {'an integer' if integer else 'a number'}")
+            bad_line(path, original, row + (2 if header else 1), problem, source_hint)
     raise DataError(f"{path} could not be parsed. Fix: {source_hint}")
 
 
 def validate_ratings(path, raw, first_data_line, user_ids, item_ids, ratings, scale, names, source_hint):
     """Ids must be integers of 1 or more, ratings on the data set's scale (whole or half stars)."""
     low, high, step = scale
-    off_scale = (ratings < low) | (ratings > high) | (np.abs(ratings / step - np.round(ratings / step)) > 1e-6)
+    off_scale = ((ratings < low) | (ratings > high) | (np.abs(ratings / step - np.round(ratings / step)) > 1e-6)
+                 | ~np.isfinite(ratings))  # pandas reads 'NA' and an empty field as NaN
     on_scale = f"{low:g}-{high:g}" + (f" in steps of {step:g}" if step != 1 else "")
     for name, values, bad, allowed in [(names[0], user_ids, user_ids < 1, "1 or more"),
                                        (names[1], item_ids, item_ids < 1, "1 or more"),
@@ -347,7 +351,9 @@ def validate_ratings(path, raw, first_data_line, user_ids, item_ids, ratings, sc
         if bad.any():
             row = int(np.argmax(bad))
             value = f"{values[row]:g}" if name == names[2] else str(values[row])
-            bad_line(path, raw, row + first_data_line, f"{name} {value} is not {allowed}", source_hint)
+            problem = (f"{name} is missing or not a number" if name == names[2] and not np.isfinite(values[row])
+                       else f"{name} {value} is not {allowed}")
+            bad_line(path, raw, row + first_data_line, problem, source_hint)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -373,7 +379,11 @@ def read_movielens_ratings(path, dataset):
     users, items, ratings = (frame[name].to_numpy() for name in names[:3])
     validate_ratings(path, raw, 2 if header else 1, users, items, ratings, DATASETS[dataset]["scale"], names, hint)
     timestamps = frame["Timestamp"].to_numpy()
-    return users, items, ratings, None if np.isnan(timestamps).any() else timestamps.astype(np.int64)
+    missing = np.isnan(timestamps)
+    if missing.any() and not missing.all():  # some lines have one: a line without is a mistake, not a layout
+        bad_line(path, raw, int(np.argmax(missing)) + (2 if header else 1), "Timestamp is missing or not a number "
+                 "(other lines have one)", hint)
+    return users, items, ratings, None if missing.any() else timestamps.astype(np.int64)
 
 
 def read_titles(path, dataset, sep, header=False, fields=None, maxsplit=-1, title_field=1):
@@ -472,18 +482,21 @@ def read_netflix(data_dir, batch_bytes=1 << 29):
     for number, batch in enumerate(batches, start=1):
         bodies, movies, counts = [], [], []
         for path in batch:
-            body, file_movies, file_counts = netflix_blocks(path, read_bytes(path, hint), hint)
+            body, file_movies, file_counts, _ = netflix_blocks(path, read_bytes(path, hint), hint)
             bodies.append(body)
             movies += file_movies
             counts += file_counts
-        frame = pd.read_csv(io.BytesIO(b"".join(bodies).replace(b"-", b",")), sep=",", header=None, names=names,
-                            dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False)
+        try:  # the fast path; whatever it cannot read (a stray '-', another date layout, 30 February) is named below
+            frame = pd.read_csv(io.BytesIO(b"".join(bodies).replace(b"-", b",")), sep=",", header=None,
+                                names=names, dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False)
+            days.append(pd.to_datetime(frame[["Year", "Month", "Day"]].rename(columns=str.lower)).to_numpy()
+                        .astype("datetime64[s]").astype(np.int64))
+        except (ValueError, OverflowError):
+            netflix_bad_line(batch, hint)
         del bodies
         items.append(np.repeat(np.array(movies, dtype=np.int32), counts))
         users.append(frame["CustomerID"].to_numpy())
         ratings.append(frame["Rating"].to_numpy())
-        days.append(pd.to_datetime(frame[["Year", "Month", "Day"]].rename(columns=str.lower)).to_numpy()
-                    .astype("datetime64[s]").astype(np.int64))
         print(f"\rNetflix: read {sum(len(part) for part in ratings):,} ratings, file batch {number}/{len(batches)} "
               f"({time.perf_counter() - started:.0f} s)", end="", flush=True)
     print()
@@ -496,6 +509,24 @@ def read_netflix(data_dir, batch_bytes=1 << 29):
                         f"{ratings[row]:g} (ratings are 1-5, ids 1 or more). Fix: {hint}.")
     titles = read_titles(data_dir / "movie_titles.csv", "netflix", ",", maxsplit=2, title_field=2)
     return users, items, ratings, np.concatenate(days), titles
+
+
+def netflix_bad_line(paths, hint):
+    """Raise the error naming the first line of these files that is not 'CustomerID,Rating,YYYY-MM-DD' with a real
+    date (read the slow way, as text, only once the fast parser has failed)."""
+    for path in paths:
+        raw = read_bytes(path, hint)
+        body, _, _, line_of = netflix_blocks(path, raw, hint)
+        frame = pd.read_csv(io.BytesIO(body), sep=",", header=None, names=["CustomerID", "Rating", "Date"],
+                            dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, index_col=False)
+        checks = [("CustomerID is not a whole number", frame["CustomerID"].str.fullmatch(r"\d{1,9}")),
+                  ("Rating is not a number", frame["Rating"].str.fullmatch(r"\d+(\.\d+)?")),
+                  ("the date is not a real date written YYYY-MM-DD", frame["Date"].str.fullmatch(r"\d{4}-\d\d-\d\d")
+                   & pd.to_datetime(frame["Date"], format="%Y-%m-%d", errors="coerce").notna())]
+        for problem, good in checks:
+            if not good.all():
+                bad_line(path, raw, line_of(int(np.argmin(good.to_numpy())) + 1), problem, hint)
+    raise DataError(f"the Netflix files {', '.join(str(path) for path in paths)} could not be parsed. Fix: {hint}.")
 
 
 def netflix_blocks(path, raw, hint):
@@ -522,7 +553,12 @@ def netflix_blocks(path, raw, hint):
         return body_line + int(np.searchsorted(block_ends, body_line)) + 1
 
     check_field_counts(path, raw, body, ",", 3, 3, ["CustomerID", "Rating", "Date"], hint, line_of=line_of)
-    return body, movies, counts
+    named = re.fullmatch(r"mv_0*(\d+)\.txt", path.name)
+    if named and movies != [int(named.group(1))]:  # training_set/mv_<MovieID>.txt holds that movie alone
+        wrong = next(index for index, movie in enumerate(movies) if movie != int(named.group(1)))
+        bad_line(path, raw, raw[:headers[wrong]].count(b"\n") + 1, f"MovieID {movies[wrong]} in the file of MovieID "
+                 f"{named.group(1)} (its name)", hint)
+    return body, movies, counts, line_of
 
 
 def find_all(raw, byte):

@@ -57,7 +57,11 @@ def test_lines_without_timestamp_give_the_same_ratings(tmp_path):
     ("3::7::6", ["line 3", "Rating 6 is not 1-5", "3::7::6"]),
     ("3::7::0", ["line 3", "Rating 0 is not 1-5"]),
     ("0::7::4", ["line 3", "UserID 0 is not 1 or more"]),
-    ("1::5::4", ["line 3", "already rated on line 1", "1::5::4"]),
+    ("1::5::4::978300009", ["line 3", "already rated on line 1", "1::5::4"]),
+    ("3::7::4::NA", ["line 3", "Timestamp is missing or not a number"]),
+    ("3::7::NA::978300009", ["line 3", "Rating is missing or not a number"]),
+    ("3::7::::978300009", ["line 3", "Rating is missing or not a number"]),
+    ("3::99999999999999999999::4", ["line 3", "MovieID is too large"]),
     ("", ["line 3", "a blank line"]),
     ("3::7::4.5", ["line 3", "Rating 4.5 is not 1-5"]),
 ])

@@ -67,6 +67,31 @@ def test_netflix_errors_name_file_and_line(tmp_path):
         data_processor.ensure_dataset("netflix", tmp_path / "empty")
 
 
+@pytest.mark.parametrize("line, expected", [
+    ("1009,3,2005-02-30", "line 4: the date is not a real date"),  # an impossible date
+    ("1009,3,12/31/2005", "line 4: the date is not a real date written YYYY-MM-DD"),  # another layout
+    ("10-09,3,2005-01-01", "line 4: CustomerID is not a whole number"),  # a '-' that the fast path rewrites
+    ("1009,-3,2005-01-01", "line 4: Rating is not a number"),
+    ("1009,x,2005-01-01", "line 4: Rating is not a number"),
+])
+def test_netflix_lines_the_fast_parser_cannot_read_are_named(tmp_path, line, expected):
+    folder = write_netflix(tmp_path / "netflix")
+    path = folder / "combined_data_2.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3] + [line] + lines[3:]) + "\n")
+    with pytest.raises(DataError) as error:
+        data_processor.load_dataset("netflix", folder)
+    assert f"combined_data_2.txt, {expected}" in str(error.value) and repr(line) in str(error.value)
+
+
+def test_a_netflix_movie_file_must_hold_its_own_movie(tmp_path):
+    folder = write_netflix(tmp_path / "netflix", layout="training_set")
+    path = folder / "training_set" / "mv_0000003.txt"
+    path.write_text(path.read_text().replace("3:", "4:", 1))
+    with pytest.raises(DataError, match=r"mv_0000003.txt, line 1: MovieID 4 in the file of MovieID 3"):
+        data_processor.load_dataset("netflix", folder)
+
+
 def disjoint_and_complete(data, parts, complete=True):
     joined = np.concatenate([parts.train, parts.val, parts.test])
     assert len(np.unique(joined)) == len(joined)
