@@ -342,8 +342,9 @@ def read_numeric_table(path, sep, names, dtypes, source_hint, optional=0, header
 def validate_ratings(path, raw, first_data_line, user_ids, item_ids, ratings, scale, names, source_hint):
     """Ids must be integers of 1 or more, ratings on the data set's scale (whole or half stars)."""
     low, high, step = scale
-    off_scale = ((ratings < low) | (ratings > high) | (np.abs(ratings / step - np.round(ratings / step)) > 1e-6)
-                 | ~np.isfinite(ratings))  # pandas reads 'NA' and an empty field as NaN
+    finite = np.isfinite(ratings)  # pandas reads 'NA' and an empty field as NaN
+    steps = np.where(finite, ratings, 0) / step
+    off_scale = (ratings < low) | (ratings > high) | (np.abs(steps - np.round(steps)) > 1e-6) | ~finite
     on_scale = f"{low:g}-{high:g}" + (f" in steps of {step:g}" if step != 1 else "")
     for name, values, bad, allowed in [(names[0], user_ids, user_ids < 1, "1 or more"),
                                        (names[1], item_ids, item_ids < 1, "1 or more"),
@@ -488,7 +489,7 @@ def read_netflix(data_dir, batch_bytes=1 << 29):
             counts += file_counts
         try:  # the fast path; whatever it cannot read (a stray '-', another date layout, 30 February) is named below
             frame = pd.read_csv(io.BytesIO(b"".join(bodies).replace(b"-", b",")), sep=",", header=None,
-                                names=names, dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False)
+                                names=names, dtype=dtypes, quoting=csv.QUOTE_NONE, index_col=False, encoding="latin-1")
             days.append(pd.to_datetime(frame[["Year", "Month", "Day"]].rename(columns=str.lower)).to_numpy()
                         .astype("datetime64[s]").astype(np.int64))
         except (ValueError, OverflowError):
@@ -497,30 +498,34 @@ def read_netflix(data_dir, batch_bytes=1 << 29):
         items.append(np.repeat(np.array(movies, dtype=np.int32), counts))
         users.append(frame["CustomerID"].to_numpy())
         ratings.append(frame["Rating"].to_numpy())
+        if not netflix_values_valid(users[-1], ratings[-1]):
+            netflix_bad_line(batch, hint)
         print(f"\rNetflix: read {sum(len(part) for part in ratings):,} ratings, file batch {number}/{len(batches)} "
               f"({time.perf_counter() - started:.0f} s)", end="", flush=True)
     print()
     users, items, ratings = np.concatenate(users), np.concatenate(items), np.concatenate(ratings)
-    low, high, _ = DATASETS["netflix"]["scale"]
-    wrong = (ratings < low) | (ratings > high) | (ratings != np.round(ratings)) | (users < 1)
-    if wrong.any():
-        row = int(np.argmax(wrong))
-        raise DataError(f"Netflix data in {data_dir}: CustomerID {users[row]}, MovieID {items[row]} has rating "
-                        f"{ratings[row]:g} (ratings are 1-5, ids 1 or more). Fix: {hint}.")
     titles = read_titles(data_dir / "movie_titles.csv", "netflix", ",", maxsplit=2, title_field=2)
     return users, items, ratings, np.concatenate(days), titles
 
 
+def netflix_values_valid(users, ratings):
+    """Whether every rating is a whole star from 1 to 5 and every CustomerID 1 or more."""
+    low, high, _ = DATASETS["netflix"]["scale"]
+    return bool(((ratings >= low) & (ratings <= high) & (ratings == np.round(ratings)) & (users >= 1)).all())
+
+
 def netflix_bad_line(paths, hint):
-    """Raise the error naming the first line of these files that is not 'CustomerID,Rating,YYYY-MM-DD' with a real
-    date (read the slow way, as text, only once the fast parser has failed)."""
+    """Raise the error naming the first line of these files that is not 'CustomerID,Rating,YYYY-MM-DD' with a
+    CustomerID from 1, a rating from 1 to 5 and a real date (read the slow way, as text, only once the fast parser
+    has failed or read a value out of range)."""
     for path in paths:
         raw = read_bytes(path, hint)
         body, _, _, line_of = netflix_blocks(path, raw, hint)
         frame = pd.read_csv(io.BytesIO(body), sep=",", header=None, names=["CustomerID", "Rating", "Date"],
-                            dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, index_col=False)
-        checks = [("CustomerID is not a whole number", frame["CustomerID"].str.fullmatch(r"\d{1,9}")),
-                  ("Rating is not a number", frame["Rating"].str.fullmatch(r"\d+(\.\d+)?")),
+                            dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, index_col=False,
+                            encoding="latin-1")
+        checks = [("CustomerID is not a whole number from 1", frame["CustomerID"].str.fullmatch(r"0*[1-9]\d{0,8}")),
+                  ("Rating is not a whole star from 1 to 5", frame["Rating"].str.fullmatch(r"[1-5](\.0*)?")),
                   ("the date is not a real date written YYYY-MM-DD", frame["Date"].str.fullmatch(r"\d{4}-\d\d-\d\d")
                    & pd.to_datetime(frame["Date"], format="%Y-%m-%d", errors="coerce").notna())]
         for problem, good in checks:
@@ -621,7 +626,11 @@ def read_csv_ratings(form):
         frame = None
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype=str, **options) if frame is None else frame
-    except (pd.errors.ParserError, ValueError) as error:
+    except (pd.errors.ParserError, ValueError) as error:  # quoted files: pandas names the line ("at row" from 0)
+        where = re.search(r"(in line|at row) (\d+)", str(error))
+        if where:
+            problem = str(error).split("C error: ")[-1].strip().rstrip(".")
+            bad_line(path, original, int(where.group(2)) + (where.group(1) == "at row"), problem, CSV_HINT)
         raise DataError(f"{path} could not be read with separator {separator!r}: {error}. Fix: {CSV_HINT}.") \
             from None
     columns = [frame[position].fillna("").to_numpy() for position in positions]

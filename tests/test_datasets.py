@@ -71,8 +71,8 @@ def test_netflix_errors_name_file_and_line(tmp_path):
     ("1009,3,2005-02-30", "line 4: the date is not a real date"),  # an impossible date
     ("1009,3,12/31/2005", "line 4: the date is not a real date written YYYY-MM-DD"),  # another layout
     ("10-09,3,2005-01-01", "line 4: CustomerID is not a whole number"),  # a '-' that the fast path rewrites
-    ("1009,-3,2005-01-01", "line 4: Rating is not a number"),
-    ("1009,x,2005-01-01", "line 4: Rating is not a number"),
+    ("1009,-3,2005-01-01", "line 4: Rating is not a whole star from 1 to 5"),
+    ("1009,x,2005-01-01", "line 4: Rating is not a whole star from 1 to 5"),
 ])
 def test_netflix_lines_the_fast_parser_cannot_read_are_named(tmp_path, line, expected):
     folder = write_netflix(tmp_path / "netflix")
