@@ -10,6 +10,7 @@ split (the same validation and test ratings).
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,17 @@ def load_member(folder):
         raise ConfigError(f"{folder} holds no predictions to blend (missing {', '.join(missing)}). Fix: point at "
                           f"the folder of a finished run (python3 main.py writes predictions.npz) or of a baseline "
                           f"(python3 baselines.py --results-dir DIR).")
+    fix = "Fix: train that run again (its command is in config.json's argv, if that file is intact)."
     try:
         config = json.loads((folder / "config.json").read_text())
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"{folder / 'config.json'} is damaged ({error}). {fix}") from None
+    try:
         with np.load(folder / "predictions.npz") as saved:
             split = data_processor.Split(np.empty(0, np.int64), saved["val_index"], saved["test_index"])
             predictions = {"val": saved["val"], "test": saved["test"]}
-    except (ValueError, OSError, KeyError) as error:
-        raise ConfigError(f"{folder}: config.json or predictions.npz is damaged ({error}). Fix: run it again.") \
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"{folder / 'predictions.npz'} is damaged ({type(error).__name__}: {error}). {fix}") \
             from None
     return Member(folder, config, split, predictions)
 

@@ -2,10 +2,12 @@
 against a hand-computed example."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+import blend
 import evaluate
 import main
 import metrics
@@ -74,15 +76,42 @@ def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
     assert "is not the data the model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damaged", ["config.json", "ids.json", "metrics.json", "model.keras"])
-def test_a_damaged_run_file_is_named_with_its_fix(tmp_path, capsys, damaged):
-    folder = write_movielens(tmp_path / "ml-1m")
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("finished")
+    data = write_movielens(folder / "ml-1m")
+    assert main.main(["--data-dir", str(data), "--results-dir", str(folder / "r"), "--epochs", "1", *TINY]) == 0
+    return folder / "r"
+
+
+DAMAGE = {
+    "truncated": lambda raw: raw[:len(raw) // 2],  # as by a full disk
+    "empty": lambda raw: b"",
+    "garbage": lambda raw: bytes(range(256)) * 4,
+    "deleted": None,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("damaged", ["config.json", "ids.json", "metrics.json", "model.keras", "predictions.npz"])
+def test_a_damaged_run_file_is_named_with_its_fix(finished_run, tmp_path, capsys, damaged, damage):
+    """Every run file that evaluate.py, recommend.py and blend.py read, damaged every way: exit 2, the file named,
+    a fix, no traceback."""
     results = tmp_path / "r"
-    assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "1", *TINY]) == 0
+    shutil.copytree(finished_run, results)
     path = results / damaged
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # truncated, as by a full disk
+    if DAMAGE[damage] is None:
+        path.unlink()
+    else:
+        path.write_bytes(DAMAGE[damage](path.read_bytes()))
     capsys.readouterr()
-    assert evaluate.main(["--results-dir", str(results)]) == 2
-    assert recommend.main(["--user", "42", "--results-dir", str(results)]) == 2
-    error = capsys.readouterr().err
-    assert f"{damaged} is damaged" in error and "Fix:" in error and "Traceback" not in error
+    commands = [(blend.main, [str(results), str(results), "--output", str(tmp_path / "blend")])]
+    if damaged != "predictions.npz":  # evaluate.py and recommend.py do not read it
+        commands += [(evaluate.main, ["--results-dir", str(results)]),
+                     (recommend.main, ["--user", "42", "--results-dir", str(results)])]
+    for command, args in commands:
+        if command is blend.main and damaged in ("ids.json", "model.keras", "metrics.json"):
+            continue  # blend.py reads config.json and predictions.npz only
+        assert command(args) == 2, (command.__module__, damaged, damage)
+        error = capsys.readouterr().err
+        assert damaged in error and "Fix:" in error and "Traceback" not in error, error
