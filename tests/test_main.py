@@ -326,3 +326,26 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch, capsys):
     assert main.main(["--data-dir", str(target), "--results-dir", str(tmp_path / "r"), *TINY]) == 2
     assert "hash does not match" in capsys.readouterr().err
     assert not (tmp_path / "data" / "ml-1m.zip").exists()
+
+
+@pytest.mark.parametrize("damaged", ["checkpoint.json", "checkpoint.weights.h5"])
+def test_a_damaged_checkpoint_is_named_on_resume(movielens_dir, tmp_path, damaged):
+    results = tmp_path / "r"
+    args = [sys.executable, str(PROJECT_DIR / "main.py"), "--data-dir", str(movielens_dir),
+            "--results-dir", str(results), "--epochs", "400", "--patience", "400", *TINY]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "COMET_API_KEY": ""})
+    deadline = time.time() + 240
+    while time.time() < deadline and not (results / "checkpoint.json").is_file():
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    for damage in (lambda raw: raw[:len(raw) // 2], lambda raw: b"", lambda raw: bytes(range(256))):
+        path = results / damaged
+        original = path.read_bytes()
+        path.write_bytes(damage(original))
+        status, output = run_program("--data-dir", movielens_dir, "--results-dir", results, "--epochs", "500",
+                                     "--patience", "400", "--resume", *TINY)
+        assert status == 2 and f"{damaged} is damaged" in output and "Fix:" in output, output
+        assert "Traceback" not in output
+        path.write_bytes(original)
