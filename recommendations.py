@@ -182,6 +182,8 @@ def similar_items(network, prepared, item_index, count=10):
     vectors -= vectors.mean(axis=0)
     norms = np.linalg.norm(vectors, axis=1)
     cosine = np.clip(vectors @ vectors[item_index] / np.maximum(norms * norms[item_index], 1e-12), -1.0, 1.0)
-    top = best(cosine[None, :], count + 1)[0]
+    others = cosine.copy()
+    others[item_index] = -np.inf  # the item leads even where another item has the very same representation
+    top = [item_index, *best(others[None, :], count)[0]]
     data = prepared.data
     return [(data.item_ids[item], item_label(data, item), float(cosine[item])) for item in top]

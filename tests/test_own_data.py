@@ -172,3 +172,20 @@ def test_a_bad_line_of_an_own_file_is_named(tmp_path, capsys, mutate, flags, exp
 def test_csv_flags_are_checked(flags, expected, capsys):
     assert main.main([*flags, "--show-config"]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_kernel_models_recommend_and_find_similar_items(tmp_path, capsys):
+    """GLocal-K (kernelised layers, global kernel, L-BFGS) answers --all-users and --similar-to like the deep network."""
+    ratings_file, _, pairs = write_own_ratings(tmp_path / "data")
+    results = tmp_path / "glocalk"
+    assert main.main([*csv_flags(ratings_file), "--preset", "glocalk", "--layers", "8,8", "--epochs", "2",
+                      "--lbfgs-iterations", "3", "--finetune-epochs", "1", "--finetune-iterations", "2",
+                      "--results-dir", str(results)]) == 0
+    output = tmp_path / "recommendations.csv"
+    assert recommend.main(["--all-users", "--top", "2", "--output", str(output), "--results-dir", str(results)]) == 0
+    with open(output, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 50 and not {(row["user_id"], row["item_id"]) for row in rows} & pairs
+    network, _, prepared = inference.load_run(results)
+    similar = recommendations.similar_items(network, prepared, 3, count=4)
+    assert similar[0][0] == prepared.data.item_ids[3] and all(-1 <= cosine <= 1 for _, _, cosine in similar)
