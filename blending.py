@@ -99,3 +99,9 @@ def blend(members, data):
             for member, weight in zip(members, model.coef_)]
     return {"blend": metrics.evaluate_predictions(data, split, blended, None), "intercept": float(model.intercept_),
             "ridge_alpha": float(model.alpha_), "members": rows, "n_val": len(split.val), "n_test": len(split.test)}
+
+
+def blend_folders(folders, data):
+    """The blend of the finished runs and baselines among `folders` (those with predictions.npz; a run that
+    diverged or was interrupted has none) on `data`: --compare's blend row."""
+    return blend([load_member(folder) for folder in folders if (Path(folder) / "predictions.npz").is_file()], data)

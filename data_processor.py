@@ -617,22 +617,7 @@ def read_csv_ratings(form):
         check_field_counts(path, original, raw, sep, len(header_fields), len(header_fields),
                            [CSV_ROLES[positions.index(n)] if n in positions else "unused" for n in
                             range(len(header_fields))], CSV_HINT, first_line=2 if header else 1)
-    options = dict(sep=sep, header=None, skiprows=1 if header else 0, usecols=positions, keep_default_na=False,
-                   skip_blank_lines=False, skipinitialspace=True, encoding=encoding, index_col=False)
-    try:  # ratings read as numbers at once; a value that is not one is found below, on the text
-        frame = pd.read_csv(io.BytesIO(raw), dtype={**{position: str for position in positions},
-                                                    positions[2]: np.float64}, **options)
-    except ValueError:
-        frame = None
-    try:
-        frame = pd.read_csv(io.BytesIO(raw), dtype=str, **options) if frame is None else frame
-    except (pd.errors.ParserError, ValueError) as error:  # quoted files: pandas names the line ("at row" from 0)
-        where = re.search(r"(in line|at row) (\d+)", str(error))
-        if where:
-            problem = str(error).split("C error: ")[-1].strip().rstrip(".")
-            bad_line(path, original, int(where.group(2)) + (where.group(1) == "at row"), problem, CSV_HINT)
-        raise DataError(f"{path} could not be read with separator {separator!r}: {error}. Fix: {CSV_HINT}.") \
-            from None
+    frame = parse_csv(path, original, raw, sep, positions, header, encoding)
     columns = [frame[position].fillna("").to_numpy() for position in positions]
     columns[:2] = [ids.astype(str) for ids in columns[:2]]
 
@@ -646,6 +631,26 @@ def read_csv_ratings(form):
     timestamps = csv_timestamps(columns[3], bad) if len(columns) == 4 else None
     titles = read_csv_titles(form.titles_file, separator, encoding) if form.titles_file else {}
     return columns[0], columns[1], ratings, timestamps, titles, scale, 1 if header else 0
+
+
+def parse_csv(path, original, raw, sep, positions, header, encoding):
+    """The chosen columns as text (the rating column as numbers where every rating is one); an error pandas finds
+    in a quoted file names its line."""
+    options = dict(sep=sep, header=None, skiprows=1 if header else 0, usecols=positions, keep_default_na=False,
+                   skip_blank_lines=False, skipinitialspace=True, encoding=encoding, index_col=False)
+    try:  # ratings read as numbers at once; a value that is not one is found later, on the text
+        return pd.read_csv(io.BytesIO(raw), dtype={**{position: str for position in positions},
+                                                   positions[2]: np.float64}, **options)
+    except ValueError:
+        pass
+    try:
+        return pd.read_csv(io.BytesIO(raw), dtype=str, **options)
+    except (pd.errors.ParserError, ValueError) as error:  # pandas counts "in line" from 1, "at row" from 0
+        where = re.search(r"(in line|at row) (\d+)", str(error))
+        if where:
+            problem = str(error).split("C error: ")[-1].strip().rstrip(".")
+            bad_line(path, original, int(where.group(2)) + (where.group(1) == "at row"), problem, CSV_HINT)
+        raise DataError(f"{path} could not be read with separator {sep!r}: {error}. Fix: {CSV_HINT}.") from None
 
 
 def is_utf8(raw):

@@ -18,9 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import comet_logger  # noqa: F401  imports comet_ml (when logging is on) before TensorFlow, as comet_ml asks
 import baseline_models
+import blending
 import data_processor
 import distribute
 import reporting
+import utils
 from config import ConfigError, parse_flags, split_of_repeat
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,12 +202,9 @@ def run_splits(config):
     or comparison.csv/.md/.png (mean ± std over the splits)."""
     data = data_processor.load_run_data(config)
     results_dir = reporting.prepare_results_dir(config["results_dir"])
-    if config["compare"]:  # {row name: (its configuration, its folder)}
-        models = {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
-    else:
-        models = {config["preset"]: (config, results_dir)}
+    models = models_to_run(config, results_dir)
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
-    runs = {}
+    runs, blends = {}, []
     for index in range(config["repeats"]):
         split_flags = split_of_repeat(config, index)
         print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
@@ -222,7 +221,20 @@ def run_splits(config):
             if result is None or (status != 0 and not config["compare"]):
                 return status
             runs.setdefault(name, []).append(reporting.run_summary(result, split_flags))
+        if config["compare"]:  # every finished member of this split, blended on its validation ratings
+            blends.append(blending.blend_folders(sorted(results_dir.glob(f"*/run-{index + 1}")), data))
+            runs.setdefault("blend of the above (fitted on validation)", []).append(
+                {**split_flags, **blends[-1]["blend"]})
+    if blends:
+        utils.save_json(results_dir / "blend.json", {"splits": blends})
     return reporting.save_summaries(results_dir, config, runs)
+
+
+def models_to_run(config, results_dir):
+    """{row name: (its configuration, its folder)}: every preset with --compare, else the configuration."""
+    if config["compare"]:
+        return {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
+    return {config["preset"]: (config, results_dir)}
 
 
 if __name__ == "__main__":

@@ -298,9 +298,12 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
                       "--epochs", "2", "--batch-size", "16", "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
     for name in ["global mean", "user+item bias", "reference preset", "autorec preset", "deeprec preset", "sparsefc preset",
-                 "glocalk preset"]:
+                 "glocalk preset", "blend of the above (fitted on validation)"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
+    blend = json.loads((results / "blend.json").read_text())["splits"][0]
+    members = {row["member"].split("/")[-2] for row in blend["members"]}
+    assert {"bfm", "user-item-bias", "reference", "glocalk"} <= members and blend["n_test"] > 0
 
 
 def test_missing_movies_file_only_loses_titles(movielens_dir, tmp_path, capsys):
