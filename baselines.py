@@ -2,6 +2,7 @@
 
     python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split stratified] [--split-seed N] [--repeats N]
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
+                         [--ordered-probit]    # also bfm-probit
 """
 
 import argparse
@@ -22,6 +23,8 @@ def main(argv=None):
     parser.add_argument("--time-window", choices=list(data_processor.TIME_WINDOWS), default="full")
     parser.add_argument("--split-seed", type=int, default=data_processor.SPLIT_SEED)
     parser.add_argument("--repeats", type=int, default=1, help="successive splits, as main.py's --repeats")
+    parser.add_argument("--ordered-probit", action="store_true",
+                        help="also bfm as an ordered probit model of the star levels (bfm-probit; slower)")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="keep each baseline's predictions in DIR/<baseline>[/run-<i>], for blend.py")
     args = parser.parse_args(argv)
@@ -32,7 +35,8 @@ def main(argv=None):
             split = data_processor.split_ratings(data, flags["split"], flags["split_seed"], args.time_window)
             print(f"\nSplit {flags['split']} (split seed {flags['split_seed']}):")
             print_table(baseline_models.evaluate_baselines(data, split, args.results_dir,
-                                                           f"run-{index + 1}" if args.repeats > 1 else ""))
+                                                           f"run-{index + 1}" if args.repeats > 1 else "",
+                                                           args.ordered_probit))
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -12,9 +12,10 @@ from conftest import low_rank_ratings
 def test_bayesian_baselines_beat_the_bias_baseline_on_low_rank_data():
     data = low_rank_ratings()
     split = data_processor.random_split(data, 3)
-    results = {result["name"]: result for result in baseline_models.evaluate_baselines(data, split)}
-    assert set(results) == {"global mean", "user+item bias", "bmf", "bfm"}
-    for name in ("bmf", "bfm"):
+    results = {result["name"]: result
+               for result in baseline_models.evaluate_baselines(data, split, ordered_probit=True)}
+    assert set(results) == {"global mean", "user+item bias", "bmf", "bfm", "bfm-probit"}
+    for name in ("bmf", "bfm", "bfm-probit"):
         assert results[name]["test_rmse"] < results["user+item bias"]["test_rmse"] - 0.05, results
 
 
