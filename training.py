@@ -193,7 +193,7 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
         dataset = dataset.shuffle(n_rows, seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if sparse:
-        dataset = dataset.map(lambda rows: (inputs(rows), targets(rows)))
+        dataset = dataset.map(lambda rows: (inputs(rows), targets(rows)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
