@@ -84,9 +84,7 @@ def ranking_metrics(score_users, train_users, train_items, test_users, test_item
                            np.searchsorted(sorted_train_users, batch[-1], side="right")]
         seen = seen[row_of[train_users[seen]] >= 0]
         scores[row_of[train_users[seen]], train_items[seen]] = -np.inf  # rated in training: not ranked
-        top = np.argpartition(-scores, min(k, n_items - 1), axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1,
-                                                 kind="stable"), axis=1)
+        top = top_k(scores, k)
         wanted = relevant_order[np.searchsorted(sorted_relevant_users, batch[0]):
                                 np.searchsorted(sorted_relevant_users, batch[-1], side="right")]
         is_relevant = np.zeros((len(batch), n_items), dtype=bool)
@@ -100,6 +98,13 @@ def ranking_metrics(score_users, train_users, train_items, test_users, test_item
         return {f"ndcg_at_{k}": None, f"recall_at_{k}": None}
     return {f"ndcg_at_{k}": float(np.mean(np.concatenate(ndcg))),
             f"recall_at_{k}": float(np.mean(np.concatenate(recall)))}
+
+
+def top_k(scores, k):
+    """Column indices of the k highest scores of each row, best first."""
+    top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"),
+                              axis=1)
 
 
 def predict_rows(model, inputs, rows):

@@ -56,7 +56,11 @@ def masked_rmse(y_true, y_pred, clip=None):
     """The seed's loss: per row, RMSE over that row's known ratings; averaged over the rows that have any.
     With clip=(low, high) it is the seed's reported metric, masked_rmse_clip. Under tf.distribute, a replica's
     share: its rows' sum divided by the rows of the whole global batch (summed over replicas)."""
-    squared_error, count = row_squared_errors(y_true, y_pred, clip)
+    return mean_row_rmse(*row_squared_errors(y_true, y_pred, clip))
+
+
+def mean_row_rmse(squared_error, count):
+    """masked_rmse from row_squared_errors' per-row sums."""
     has_ratings = count > 0
     # tf.where keeps rows without ratings out of both the value and the gradient (sqrt'(0) is infinite).
     row_mse = tf.where(has_ratings, squared_error / tf.maximum(count, 1.0), tf.ones_like(count))
@@ -71,13 +75,6 @@ def masked_mse(y_true, y_pred, clip=None):
     squared_error, count = row_squared_errors(y_true, y_pred, clip)
     ratings = replica_sum(tf.reduce_sum(count))
     return tf.reduce_sum(squared_error) / tf.maximum(tf.stop_gradient(ratings), 1.0)
-
-
-def squared_error_sums(y_true, y_pred, clip=None):
-    """The batch's summed squared error and number of known ratings (under tf.distribute, over all replicas): an
-    epoch's global RMSE is the square root of their sums' ratio."""
-    squared_error, count = row_squared_errors(y_true, y_pred, clip)
-    return replica_sum(tf.reduce_sum(squared_error)), replica_sum(tf.reduce_sum(count))
 
 
 LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
@@ -243,12 +240,12 @@ class DeepAutoEncoder(keras.Model):
         Under tf.distribute the replicas' shares are summed into the global batch's values."""
         batch_rows = tf.cast(inputs.dense_shape[0] if isinstance(inputs, tf.SparseTensor) else tf.shape(inputs)[0],
                              tf.float32)
-        clipped_rmse = masked_rmse(targets, outputs, clip=self.rating_scale)
-        squared_error, ratings = squared_error_sums(targets, outputs, clip=self.rating_scale)
+        squared_error, count = row_squared_errors(targets, outputs, clip=self.rating_scale)  # once, for both RMSEs
         self.loss_tracker.update_state(replica_sum(loss), sample_weight=replica_sum(batch_rows))
-        self.rmse_tracker.update_state(replica_sum(clipped_rmse), sample_weight=replica_sum(batch_rows))
-        self.squared_error_tracker.update_state(squared_error)
-        self.ratings_tracker.update_state(ratings)
+        self.rmse_tracker.update_state(replica_sum(mean_row_rmse(squared_error, count)),
+                                       sample_weight=replica_sum(batch_rows))
+        self.squared_error_tracker.update_state(replica_sum(tf.reduce_sum(squared_error)))
+        self.ratings_tracker.update_state(replica_sum(tf.reduce_sum(count)))
 
     def logs(self):
         ratings = tf.maximum(self.ratings_tracker.result(), 1.0)

@@ -50,14 +50,6 @@ def rated_matrix(data, orientation):
     return scipy.sparse.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=shape)
 
 
-def best(scores, count):
-    """Column indices of the `count` highest scores of each row, best first."""
-    count = min(count, scores.shape[1])
-    top = np.argpartition(-scores, count - 1, axis=1)[:, :count]
-    return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"),
-                              axis=1)
-
-
 def top_n(network, prepared, user_index, count=10):
     """[(item id, title, predicted rating clipped to the scale)] of the `count` best items the user has not
     rated."""
@@ -83,7 +75,7 @@ def top_n_batches(network, prepared, users, count, progress=None):
             batch = users[first:first + USER_BATCH]
             scores = metrics.predict_rows(network, inputs, batch)
             scores[rated[batch].toarray()] = -np.inf
-            top = best(scores, count)
+            top = metrics.top_k(scores, count)
             if progress:
                 progress.add(len(batch))
             yield batch, top, np.take_along_axis(scores, top, axis=1)
@@ -98,7 +90,7 @@ def top_n_batches(network, prepared, users, count, progress=None):
         candidates = np.concatenate([top_scores, scores[:, users].T], axis=1)
         candidate_items = np.concatenate([top_items, np.broadcast_to(items.astype(np.int32),
                                                                      (len(users), len(items)))], axis=1)
-        keep = best(candidates, count)
+        keep = metrics.top_k(candidates, count)
         top_items = np.take_along_axis(candidate_items, keep, axis=1)
         top_scores = np.take_along_axis(candidates, keep, axis=1)
         if progress:
@@ -155,7 +147,7 @@ def cold_user_top_n(network, prepared, ratings, count=10):
     row[0, list(ratings)] = list(ratings.values())
     scores = metrics.predict_rows(network, row, [0])
     scores[0, list(ratings)] = -np.inf
-    top = best(scores, count)[0]
+    top = metrics.top_k(scores, count)[0]
     return [(data.item_ids[item], item_label(data, item), float(np.clip(scores[0, item], *data.scale[:2])))
             for item in top if np.isfinite(scores[0, item])]
 
@@ -184,6 +176,6 @@ def similar_items(network, prepared, item_index, count=10):
     cosine = np.clip(vectors @ vectors[item_index] / np.maximum(norms * norms[item_index], 1e-12), -1.0, 1.0)
     others = cosine.copy()
     others[item_index] = -np.inf  # the item leads even where another item has the very same representation
-    top = [item_index, *best(others[None, :], count)[0]]
+    top = [item_index, *metrics.top_k(others[None, :], count)[0]]
     data = prepared.data
     return [(data.item_ids[item], item_label(data, item), float(cosine[item])) for item in top]

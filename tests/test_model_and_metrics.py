@@ -115,7 +115,10 @@ def test_sparse_and_dense_batches_give_same_loss_and_gradients(loss_name):
     sparse = tf.sparse.from_dense(inputs)
     loss_sparse, grads_sparse, outputs_sparse = model.loss_and_gradients(sparse, sparse)
     assert float(loss_dense) == pytest.approx(float(loss_sparse), rel=1e-6)
-    for metric in (model_module.masked_rmse, model_module.squared_error_sums):  # dense outputs vs outputs at ratings
+    def global_sums(y_true, y_pred, clip):  # what the epoch's global RMSE sums: squared errors and ratings
+        return [tf.reduce_sum(value) for value in model_module.row_squared_errors(y_true, y_pred, clip)]
+
+    for metric in (model_module.masked_rmse, global_sums):  # dense outputs vs outputs at the ratings
         dense_value = np.array(metric(tf.constant(inputs), outputs_dense, clip=(1.0, 5.0)))
         np.testing.assert_allclose(dense_value, np.array(metric(sparse, outputs_sparse, clip=(1.0, 5.0))), rtol=1e-6)
     for dense, sparse_grad in zip(grads_dense, grads_sparse):
