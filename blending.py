@@ -71,11 +71,8 @@ def check_members(members):
 
 def load_data(member):
     """The members' data set, checked against the checksums they recorded."""
-    config = member.config
-    data = data_processor.load_run_data(config)
-    if data.files != config["data_files"]:
-        raise data_processor.DataError(f"the data in {data.data_dir} is not the data {member.folder} was trained "
-                                       f"on (file checksums differ). Fix: restore that data.")
+    data = data_processor.load_run_data(member.config)
+    data_processor.check_recorded(data, member.config, str(member.folder))
     return data
 
 

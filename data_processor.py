@@ -143,6 +143,17 @@ def load_run_data(config):
     return load_data(config["dataset"], config["data_dir"], CsvFormat.of(config))
 
 
+def check_recorded(data, config, trained, ids=None):
+    """Refuse data other than the data `trained` (a run, in words) recorded in its config.json: the files'
+    checksums and, given ids.json's content, the users' and items' ids."""
+    same_ids = ids is None or (ids.get("user_ids") == data.user_ids.tolist()
+                               and ids.get("item_ids") == data.item_ids.tolist())
+    if data.files != config["data_files"] or not same_ids:
+        raise DataError(f"the data in {data.data_dir} is not the data {trained} was trained on (file checksums or "
+                        f"ids differ: recorded {config['data_files']}, found {data.files}). Fix: restore that data, "
+                        f"or train a new model on this one.")
+
+
 def load_data(dataset, data_dir=None, csv_format=None):
     """Find (or download) the data set and load it; --dataset csv reads the file that `csv_format` describes."""
     if dataset == "csv":

@@ -72,13 +72,7 @@ def load_run(results_dir):
     config, ids = read_run_file(results_dir, "config.json"), read_run_file(results_dir, "ids.json")
     precision = read_run_file(results_dir, "metrics.json").get("precision", "float32")
     prepared = data_processor.prepare_run_data(config)
-    data = prepared.data
-    if data.files != config["data_files"] or ids.get("user_ids") != data.user_ids.tolist() \
-            or ids.get("item_ids") != data.item_ids.tolist():
-        raise data_processor.DataError(
-            f"the data in {data.data_dir} is not the data the model in {results_dir} was trained on (file "
-            f"checksums or ids differ: recorded {config['data_files']}, found {data.files}). Fix: restore that "
-            f"data, or train a new model on this one.")
+    data_processor.check_recorded(prepared.data, config, f"the model in {results_dir}", ids)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
         network = keras.models.load_model(results_dir / "model.keras")
