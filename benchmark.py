@@ -2,7 +2,7 @@
 the program at full scale on synthetic data of the real size.
 
     python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
-    python3 benchmark.py --lbfgs [--rounds 3] [--data-dir PATH]
+    python3 benchmark.py --lbfgs [--rounds 3] [--lbfgs-iterations 10] [--data-dir PATH]
     python3 benchmark.py --synthetic ml-20m|netflix --data-dir DIR [--epoch-fraction 0.02]
 
 Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
@@ -11,7 +11,9 @@ times, the paths taking turns, so that a slow spell of a shared machine falls on
 epoch are the median over all rounds of the epochs after the first (which includes tracing).
 --full also times a complete default run (`python3 main.py`). --lbfgs times instead one evaluation of the sparsefc
 network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix:
-with the products over the known ratings only (lbfgs.py) and with dense products.
+with the products over the known ratings only (lbfgs.py) and with dense products; then profiles L-BFGS epochs
+of glocalk's pre-training (objective, validation pass, L-BFGS-B itself) with the float32 conversions done in NumPy
+(before) and inside the graph (after).
 Each path trains in a process of its own (python3 main.py), so its peak memory is its own.
 """
 
@@ -175,6 +177,59 @@ def time_lbfgs_objective(data_dir, rounds, repeats=3):
     return result
 
 
+def time_lbfgs_epoch(data_dir, rounds, iterations):
+    """Where one L-BFGS epoch of glocalk's pre-training on ML-1M goes: the objective with its gradient (TensorFlow),
+    the validation pass, and the rest (L-BFGS-B's own work on its float64 vectors, and the copies between scipy and
+    TensorFlow). Before: the float64 <-> float32 conversions in NumPy; after: inside the graph (lbfgs.py). Both
+    start from the same weights and take turns; medians over the rounds, and their ratio."""
+    import lbfgs
+    import tensorflow as tf
+    import training
+
+    config = main_config(["--preset", "glocalk", "--split", "random", "--data-dir", str(data_dir)])
+    with contextlib.redirect_stdout(sys.stderr):
+        prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
+    model = training.build_kernel_model(config, prepared)
+    start = model.get_weights()
+    batch = lbfgs.FullBatch(model, prepared.train, prepared.val)
+    variables = lbfgs.stage_variables(model, global_stage=False)
+    compute = lbfgs.flat_objective_and_gradient(batch, variables, global_stage=False)
+
+    def numpy_conversions(x):
+        loss, gradient = compute(tf.constant(x, tf.float32))
+        return float(loss), gradient.numpy().astype(np.float64)
+
+    paths = {"numpy_conversions": numpy_conversions,
+             "in_graph_casts": lbfgs.value_and_gradient_function(batch, variables, global_stage=False)}
+    runs = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, value_and_gradient in paths.items():
+            model.set_weights(start)
+            value_and_gradient(lbfgs.flat_values(variables))  # the first call traces
+            spent = []
+
+            def timed(x, value_and_gradient=value_and_gradient, spent=spent):
+                started = time.perf_counter()
+                value = value_and_gradient(x)
+                spent.append(time.perf_counter() - started)
+                return value
+
+            with contextlib.redirect_stdout(sys.stderr):
+                iterations_run, scores, seconds = lbfgs.run_epoch(batch, variables, timed, iterations, False)
+            started = time.perf_counter()
+            batch.scores(False)
+            validation = time.perf_counter() - started
+            runs[name].append({"seconds_per_iteration": seconds / iterations_run,
+                               "objective_share": sum(spent) / seconds, "validation_pass_share": validation / seconds,
+                               "evaluations_per_iteration": len(spent) / iterations_run,
+                               "val_rmse": scores["val_rmse_clip"]})
+    result = {name: {key: round(statistics.median(run[key] for run in path_runs), 4) for key in path_runs[0]}
+              for name, path_runs in runs.items()}
+    result["speedup_in_graph_casts_vs_numpy_conversions"] = round(
+        result["numpy_conversions"]["seconds_per_iteration"] / result["in_graph_casts"]["seconds_per_iteration"], 2)
+    return {"lbfgs_epoch_iterations": iterations, **result}
+
+
 def benchmark_scale(name, data_dir, scale, epoch_fraction):
     """--synthetic: write the data set (unless DIR already holds it), prepare it with the project's loader in a
     child process (so that its peak memory is its own), then time a fraction of one epoch of the seed network on
@@ -325,7 +380,10 @@ def main_benchmark(argv=None):
     parser.add_argument("--kernels", action="store_true",
                         help="also time the first and last layers with dense and with sparse kernels")
     parser.add_argument("--lbfgs", action="store_true",
-                        help="time the kernel network's full-batch objective: known-rating vs dense products")
+                        help="time the kernel network's full-batch objective (known-rating vs dense products) and "
+                             "profile an L-BFGS epoch")
+    parser.add_argument("--lbfgs-iterations", type=int, default=10,
+                        help="--lbfgs: L-BFGS iterations of the profiled epoch (glocalk's have 50)")
     parser.add_argument("--synthetic", choices=["ml-20m", "netflix"],
                         help="write (unless --data-dir holds it) and time a synthetic data set of the real size")
     parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
@@ -339,8 +397,8 @@ def main_benchmark(argv=None):
             parser.error("--scale and --epoch-fraction must be in (0, 1]")
         print(json.dumps(benchmark_scale(args.synthetic, args.data_dir, args.scale, args.epoch_fraction)))
         return 0
-    if args.epochs < 2 or args.rounds < 1:
-        parser.error("--epochs must be at least 2 and --rounds at least 1")
+    if args.epochs < 2 or args.rounds < 1 or args.lbfgs_iterations < 1:
+        parser.error("--epochs must be at least 2, --rounds and --lbfgs-iterations at least 1")
     try:
         data_dir = data_processor.ensure_dataset("ml-1m", data_processor.resolve_data_dir("ml-1m", args.data_dir))
     except data_processor.DataError as error:
@@ -349,7 +407,8 @@ def main_benchmark(argv=None):
 
     if args.lbfgs:
         print(json.dumps({"machine": machine_description(), "rounds": args.rounds,
-                          **time_lbfgs_objective(data_dir, args.rounds)}))
+                          **time_lbfgs_objective(data_dir, args.rounds),
+                          **time_lbfgs_epoch(data_dir, args.rounds, args.lbfgs_iterations)}))
         return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),

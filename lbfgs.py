@@ -77,23 +77,33 @@ def stage_variables(model, global_stage):
 
 
 def value_and_gradient_function(batch, variables, global_stage):
-    """f(x) -> (objective, gradient) on a flat float64 vector of the variables, as scipy's minimize wants it."""
+    """f(x) -> (objective, gradient) on a flat float64 vector of the variables, as scipy's minimize wants it. The
+    conversions between scipy's float64 and the model's float32 happen inside the graph: done in NumPy they cost
+    two more copies of all the variables per evaluation (benchmark.py --lbfgs measures both)."""
+    compute = flat_objective_and_gradient(batch, variables, global_stage)
+
+    def value_and_gradient(x):
+        loss, gradient = compute(tf.constant(x))
+        return float(loss), gradient.numpy()
+
+    return value_and_gradient
+
+
+def flat_objective_and_gradient(batch, variables, global_stage):
+    """A graph function: the variables set from a flat vector, the objective there and its gradient, flattened
+    in the vector's dtype."""
     sizes = [int(np.prod(variable.shape)) for variable in variables]
 
     @tf.function
     def compute(flat):
-        for variable, part in zip(variables, tf.split(flat, sizes)):
+        for variable, part in zip(variables, tf.split(tf.cast(flat, tf.float32), sizes)):
             variable.assign(tf.reshape(part, variable.shape))
         with tf.GradientTape() as tape:
             loss = batch.objective(global_stage)
         gradients = tape.gradient(loss, variables)
-        return loss, tf.concat([tf.reshape(gradient, [-1]) for gradient in gradients], axis=0)
+        return loss, tf.cast(tf.concat([tf.reshape(gradient, [-1]) for gradient in gradients], axis=0), flat.dtype)
 
-    def value_and_gradient(x):
-        loss, gradient = compute(tf.constant(x, tf.float32))
-        return float(loss), gradient.numpy().astype(np.float64)
-
-    return value_and_gradient
+    return compute
 
 
 def flat_values(variables):
