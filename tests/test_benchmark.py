@@ -35,8 +35,16 @@ def test_synthetic_scale_benchmark_writes_official_files_and_reports(tmp_path, c
 
 
 def test_lbfgs_benchmark_times_both_objectives_and_they_agree(movielens_dir, capsys):
-    assert benchmark.main_benchmark(["--lbfgs", "--rounds", "1", "--data-dir", str(movielens_dir)]) == 0
+    assert benchmark.main_benchmark(["--lbfgs", "--rounds", "1", "--lbfgs-iterations", "2",
+                                     "--data-dir", str(movielens_dir)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     known, dense = result["known_ratings_seconds_per_evaluation"], result["dense_seconds_per_evaluation"]
     assert known > 0 and dense > 0 and result["speedup_known_ratings_vs_dense"] == round(dense / known, 2)
     assert result["objective_relative_difference"] < 1e-5  # the same objective, computed two ways
+    # The epoch profile: both ways of converting take the same steps to the same weights, and the shares add up.
+    before, after = result["numpy_conversions"], result["in_graph_casts"]
+    assert before["val_rmse"] == after["val_rmse"] and before["evaluations_per_iteration"] >= 1
+    for path in (before, after):
+        assert path["seconds_per_iteration"] > 0 and 0 < path["objective_share"] + path["validation_pass_share"] < 1
+    assert result["speedup_in_graph_casts_vs_numpy_conversions"] == round(
+        before["seconds_per_iteration"] / after["seconds_per_iteration"], 2)
