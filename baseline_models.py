@@ -102,27 +102,35 @@ def select_biases(data, split):
             lambda users: mu + user_bias[users, None] + item_bias[None, :])
 
 
-def baselines(data, split, ordered_probit=False):
-    """Each baseline fitted on the training ratings, in turn: (name, predict(users, items), score_users or None,
-    facts to report); with `ordered_probit` (and ratings in steps) also bfm as an ordered probit model. The Bayesian
+# Every baseline, in the order they run; the first four by default (bfm-probit takes as long again as bfm).
+BASELINES = ("global mean", "user+item bias", "bmf", "bfm", "bfm-probit")
+DEFAULT_BASELINES = BASELINES[:4]
+
+
+def baselines(data, split, names=DEFAULT_BASELINES):
+    """The named baselines fitted on the training ratings, in turn: (name, predict(users, items), score_users or
+    None, facts to report); bfm-probit (bfm as an ordered probit model) only for ratings in steps. The Bayesian
     ones have no ranking metrics: scoring every item for every user from hundreds of samples is out of proportion
     for a baseline."""
-    mean = float(data.ratings[split.train].mean())
-    yield "global mean", lambda users, items: np.full(len(users), mean), None, {}
-    reg, predict, score_users = select_biases(data, split)
-    yield "user+item bias", predict, score_users, {"reg": reg}
+    if "global mean" in names:
+        mean = float(data.ratings[split.train].mean())
+        yield "global mean", lambda users, items: np.full(len(users), mean), None, {}
+    if "user+item bias" in names:
+        reg, predict, score_users = select_biases(data, split)
+        yield "user+item bias", predict, score_users, {"reg": reg}
     for name, implicit in (("bmf", False), ("bfm", True)):
-        yield name, fit_bayesian(data, split, implicit), None, {}
-    if ordered_probit and data.scale[2]:
+        if name in names:
+            yield name, fit_bayesian(data, split, implicit), None, {}
+    if "bfm-probit" in names and data.scale[2]:
         yield "bfm-probit", fit_bayesian(data, split, True, probit=True), None, {}
 
 
-def evaluate_baselines(data, split, save_to=None, subfolder="", ordered_probit=False):
-    """Both RMSEs (validation and test) of every baseline, and the ranking metrics (test) where it has them.
-    Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's folder
-    there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py."""
+def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES):
+    """Both RMSEs (validation and test) of the named baselines, and the ranking metrics (test) where they have
+    them. Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's
+    folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py."""
     results = []
-    for name, predict, score_users, facts in baselines(data, split, ordered_probit):
+    for name, predict, score_users, facts in baselines(data, split, names):
         predictions = metrics.predict_parts(data, split, predict)
         results.append({"name": name, **facts, **metrics.evaluate_predictions(data, split, predictions, score_users)})
         if save_to is not None:

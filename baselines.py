@@ -3,6 +3,7 @@
     python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split stratified] [--split-seed N] [--repeats N]
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
                          [--ordered-probit]    # also bfm-probit
+                         [--only NAME ...]     # just these (global-mean, user-item-bias, bmf, bfm, bfm-probit)
 """
 
 import argparse
@@ -25,9 +26,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1, help="successive splits, as main.py's --repeats")
     parser.add_argument("--ordered-probit", action="store_true",
                         help="also bfm as an ordered probit model of the star levels (bfm-probit; slower)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        choices=[baseline_models.baseline_folder(name) for name in baseline_models.BASELINES],
+                        help="fit just these baselines, e.g. --only bfm-probit to add it to kept ones")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="keep each baseline's predictions in DIR/<baseline>[/run-<i>], for blend.py")
     args = parser.parse_args(argv)
+    if args.only:
+        names = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in args.only]
+    else:
+        names = baseline_models.BASELINES if args.ordered_probit else baseline_models.DEFAULT_BASELINES
     try:
         data = data_processor.load_data(args.dataset, args.data_dir)
         for index in range(args.repeats):
@@ -36,7 +44,7 @@ def main(argv=None):
             print(f"\nSplit {flags['split']} (split seed {flags['split_seed']}):")
             print_table(baseline_models.evaluate_baselines(data, split, args.results_dir,
                                                            f"run-{index + 1}" if args.repeats > 1 else "",
-                                                           args.ordered_probit))
+                                                           names))
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

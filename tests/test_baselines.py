@@ -4,6 +4,7 @@ reads a validation or test rating while fitting."""
 import numpy as np
 
 import baseline_models
+import baselines
 import data_processor
 import metrics
 from conftest import low_rank_ratings
@@ -13,7 +14,7 @@ def test_bayesian_baselines_beat_the_bias_baseline_on_low_rank_data():
     data = low_rank_ratings()
     split = data_processor.random_split(data, 3)
     results = {result["name"]: result
-               for result in baseline_models.evaluate_baselines(data, split, ordered_probit=True)}
+               for result in baseline_models.evaluate_baselines(data, split, names=baseline_models.BASELINES)}
     assert set(results) == {"global mean", "user+item bias", "bmf", "bfm", "bfm-probit"}
     for name in ("bmf", "bfm", "bfm-probit"):
         assert results[name]["test_rmse"] < results["user+item bias"]["test_rmse"] - 0.05, results
@@ -30,3 +31,12 @@ def test_bayesian_fit_never_reads_a_validation_or_test_rating():
     again = baseline_models.fit_bayesian(scrambled, split, implicit=True, iterations=30, burn_in=10)
     np.testing.assert_allclose(again(data.users[split.test], data.items[split.test]), before, rtol=1e-6)
     assert metrics.global_rmse(data.ratings[split.test], before) < 1.2
+
+
+def test_baselines_only_fits_and_keeps_the_named_ones(movielens_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert baselines.main(["--data-dir", str(movielens_dir), "--split", "random", "--results-dir", str(runs),
+                           "--only", "bfm-probit", "user-item-bias"]) == 0
+    assert sorted(folder.name for folder in runs.iterdir()) == ["bfm-probit", "user-item-bias"]
+    table = capsys.readouterr().out
+    assert "| bfm-probit |" in table and "| bmf |" not in table and "| global mean |" not in table
