@@ -205,29 +205,36 @@ def time_lbfgs_epoch(data_dir, rounds, iterations):
     for _ in range(rounds):
         for name, value_and_gradient in paths.items():
             model.set_weights(start)
-            value_and_gradient(lbfgs.flat_values(variables))  # the first call traces
-            spent = []
-
-            def timed(x, value_and_gradient=value_and_gradient, spent=spent):
-                started = time.perf_counter()
-                value = value_and_gradient(x)
-                spent.append(time.perf_counter() - started)
-                return value
-
-            with contextlib.redirect_stdout(sys.stderr):
-                iterations_run, scores, seconds = lbfgs.run_epoch(batch, variables, timed, iterations, False)
-            started = time.perf_counter()
-            batch.scores(False)
-            validation = time.perf_counter() - started
-            runs[name].append({"seconds_per_iteration": seconds / iterations_run,
-                               "objective_share": sum(spent) / seconds, "validation_pass_share": validation / seconds,
-                               "evaluations_per_iteration": len(spent) / iterations_run,
-                               "val_rmse": scores["val_rmse_clip"]})
+            runs[name].append(profile_lbfgs_epoch(batch, variables, value_and_gradient, iterations))
     result = {name: {key: round(statistics.median(run[key] for run in path_runs), 4) for key in path_runs[0]}
               for name, path_runs in runs.items()}
     result["speedup_in_graph_casts_vs_numpy_conversions"] = round(
         result["numpy_conversions"]["seconds_per_iteration"] / result["in_graph_casts"]["seconds_per_iteration"], 2)
     return {"lbfgs_epoch_iterations": iterations, **result}
+
+
+def profile_lbfgs_epoch(batch, variables, value_and_gradient, iterations):
+    """One L-BFGS epoch of the first stage from the model's current weights: its seconds per iteration, the shares
+    of the objective and of the validation pass, evaluations per iteration, and the validation RMSE it reaches."""
+    import lbfgs
+
+    value_and_gradient(lbfgs.flat_values(variables))  # the first call traces
+    spent = []
+
+    def timed(x):
+        started = time.perf_counter()
+        value = value_and_gradient(x)
+        spent.append(time.perf_counter() - started)
+        return value
+
+    with contextlib.redirect_stdout(sys.stderr):
+        iterations_run, scores, seconds = lbfgs.run_epoch(batch, variables, timed, iterations, False)
+    started = time.perf_counter()
+    batch.scores(False)
+    validation = time.perf_counter() - started
+    return {"seconds_per_iteration": seconds / iterations_run, "objective_share": sum(spent) / seconds,
+            "validation_pass_share": validation / seconds, "evaluations_per_iteration": len(spent) / iterations_run,
+            "val_rmse": scores["val_rmse_clip"]}
 
 
 def benchmark_scale(name, data_dir, scale, epoch_fraction):
@@ -371,7 +378,7 @@ def time_default_run(data_dir):
     return {"full_default_run_seconds": round(time.perf_counter() - started, 1), "full_default_run_metrics": metrics}
 
 
-def main_benchmark(argv=None):
+def command_line():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5, help="epochs per path and round (at least 2)")
     parser.add_argument("--rounds", type=int, default=3, help="times each path trains, the paths taking turns")
@@ -389,6 +396,11 @@ def main_benchmark(argv=None):
     parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
     parser.add_argument("--epoch-fraction", type=float, default=0.02,
                         help="--synthetic: fraction of an epoch to time (scaled up to a whole epoch)")
+    return parser
+
+
+def main_benchmark(argv=None):
+    parser = command_line()
     args = parser.parse_args(argv)
     if args.synthetic:
         if not args.data_dir:
