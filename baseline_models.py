@@ -7,8 +7,9 @@
 - Bayesian factorization machines (Rendle et al. 2019, "On the Difficulty of Evaluating Baselines"; the `myfm`
   package), Gibbs-sampled, so nothing is tuned: `bmf` (user and item one-hot: Bayesian matrix factorization) and
   `bfm` (plus each user's rated items and each item's raters, normalised by 1/sqrt(count): Rendle's "flipped"
-  SVD++ without time); optionally `bfm-probit`, bfm as an ordered probit model of the star levels. They train on the training ratings alone; their implicit features come from those rows
-  too, never from validation or test rows, so their validation predictions are as honest as any model's.
+  SVD++ without time); optionally `bfm-probit`, bfm as an ordered probit model of the star levels. They train on
+  the training ratings alone; their implicit features come from those rows too, never from validation or test
+  rows, so their validation predictions are as honest as any model's.
 """
 
 from pathlib import Path

@@ -130,13 +130,9 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     return {"layer_kernels_ms_forward_backward": timings}
 
 
-def time_lbfgs_objective(data_dir, rounds, repeats=3):
-    """Seconds per objective-and-gradient evaluation of the sparsefc network on ML-1M's random split: lbfgs.py's
-    objective (sparse products over the known ratings) against the same objective with dense products, taking
-    turns; the median over the rounds, and their ratio."""
-    import numpy as np
-    import tensorflow as tf
-
+def sparsefc_network(data_dir):
+    """The sparsefc network (glocalk's first stage) on ML-1M's random split, with its data and full batch: what
+    --lbfgs times."""
     import lbfgs
     import training
 
@@ -144,7 +140,15 @@ def time_lbfgs_objective(data_dir, rounds, repeats=3):
     with contextlib.redirect_stdout(sys.stderr):
         prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
     model = training.build_kernel_model(config, prepared)
-    batch = lbfgs.FullBatch(model, prepared.train, prepared.val)
+    return model, prepared, lbfgs.FullBatch(model, prepared.train, prepared.val)
+
+
+def time_lbfgs_objective(model, prepared, batch, rounds, repeats=3):
+    """Seconds per objective-and-gradient evaluation of the network: lbfgs.py's objective (sparse products over
+    the known ratings) against the same objective with dense products, taking turns; the median over the rounds,
+    and their ratio."""
+    import tensorflow as tf
+
     dense_inputs = tf.constant(prepared.train.toarray(), tf.float32)
 
     def dense_objective():
@@ -177,21 +181,15 @@ def time_lbfgs_objective(data_dir, rounds, repeats=3):
     return result
 
 
-def time_lbfgs_epoch(data_dir, rounds, iterations):
-    """Where one L-BFGS epoch of glocalk's pre-training on ML-1M goes: the objective with its gradient (TensorFlow),
-    the validation pass, and the rest (L-BFGS-B's own work on its float64 vectors, and the copies between scipy and
-    TensorFlow). Before: the float64 <-> float32 conversions in NumPy; after: inside the graph (lbfgs.py). Both
-    start from the same weights and take turns; medians over the rounds, and their ratio."""
+def time_lbfgs_epoch(model, batch, rounds, iterations):
+    """Where one L-BFGS epoch of the network's training (glocalk's pre-training) goes: the objective with its
+    gradient (TensorFlow), the validation pass, and the rest (L-BFGS-B's own work on its float64 vectors, and the
+    copies between scipy and TensorFlow). Before: the float64 <-> float32 conversions in NumPy; after: inside the
+    graph (lbfgs.py). Both start from the same weights and take turns; medians over the rounds, and their ratio."""
     import lbfgs
     import tensorflow as tf
-    import training
 
-    config = main_config(["--preset", "glocalk", "--split", "random", "--data-dir", str(data_dir)])
-    with contextlib.redirect_stdout(sys.stderr):
-        prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
-    model = training.build_kernel_model(config, prepared)
     start = model.get_weights()
-    batch = lbfgs.FullBatch(model, prepared.train, prepared.val)
     variables = lbfgs.stage_variables(model, global_stage=False)
     compute = lbfgs.flat_objective_and_gradient(batch, variables, global_stage=False)
 
@@ -418,9 +416,10 @@ def main_benchmark(argv=None):
         return 2
 
     if args.lbfgs:
+        model, prepared, batch = sparsefc_network(data_dir)
         print(json.dumps({"machine": machine_description(), "rounds": args.rounds,
-                          **time_lbfgs_objective(data_dir, args.rounds),
-                          **time_lbfgs_epoch(data_dir, args.rounds, args.lbfgs_iterations)}))
+                          **time_lbfgs_objective(model, prepared, batch, args.rounds),
+                          **time_lbfgs_epoch(model, batch, args.rounds, args.lbfgs_iterations)}))
         return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),
