@@ -2,7 +2,7 @@
 the program at full scale on synthetic data of the real size.
 
     python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
-    python3 benchmark.py --lbfgs [--rounds 3] [--lbfgs-iterations 10] [--data-dir PATH]
+    python3 benchmark.py --lbfgs [--rounds 3] [--lbfgs-iterations N] [--data-dir PATH]
     python3 benchmark.py --synthetic ml-20m|netflix --data-dir DIR [--epoch-fraction 0.02]
 
 Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
@@ -10,10 +10,10 @@ metrics after the same number of epochs from the same seed, and the ratios dense
 times, the paths taking turns, so that a slow spell of a shared machine falls on all of them alike; seconds per
 epoch are the median over all rounds of the epochs after the first (which includes tracing).
 --full also times a complete default run (`python3 main.py`). --lbfgs times instead one evaluation of the sparsefc
-network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix:
-with the products over the known ratings only (lbfgs.py) and with dense products; then profiles L-BFGS epochs
-of glocalk's pre-training (objective, validation pass, L-BFGS-B itself) with the float32 conversions done in NumPy
-(before) and inside the graph (after).
+network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix
+(and ML-100K's u1, when ML100K_DIR or data/ml-100k holds it): with the products over the known ratings only
+(lbfgs.py) and with dense products; then epochs of glocalk's pre-training with scipy's L-BFGS-B and with the
+TensorFlow L-BFGS, from the same weights (seconds per epoch and iteration, evaluations, objective share).
 Each path trains in a process of its own (python3 main.py), so its peak memory is its own.
 """
 
@@ -130,17 +130,18 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
     return {"layer_kernels_ms_forward_backward": timings}
 
 
-def sparsefc_network(data_dir):
-    """The sparsefc network (glocalk's first stage) on ML-1M's random split, with its data and full batch: what
-    --lbfgs times."""
+def sparsefc_network(dataset, data_dir):
+    """The sparsefc network (glocalk's first stage) with its data set's values, on ML-1M's random split or
+    ML-100K's u1, with its data and full batch: what --lbfgs times."""
     import lbfgs
     import training
 
-    config = main_config(["--preset", "sparsefc", "--split", "random", "--data-dir", str(data_dir)])
+    split = "u1" if dataset == "ml-100k" else "random"
+    config = main_config(["--preset", "sparsefc", "--dataset", dataset, "--split", split, "--data-dir", str(data_dir)])
     with contextlib.redirect_stdout(sys.stderr):
-        prepared = data_processor.prepare_data("ml-1m", data_dir, "random", config["split_seed"], "item")
+        prepared = data_processor.prepare_run_data(config)
     model = training.build_kernel_model(config, prepared)
-    return model, prepared, lbfgs.FullBatch(model, prepared.train, prepared.val)
+    return model, prepared, lbfgs.FullBatch(model, prepared.train, prepared.val), config
 
 
 def time_lbfgs_objective(model, prepared, batch, rounds, repeats=3):
@@ -181,58 +182,60 @@ def time_lbfgs_objective(model, prepared, batch, rounds, repeats=3):
     return result
 
 
-def time_lbfgs_epoch(model, batch, rounds, iterations):
-    """Where one L-BFGS epoch of the network's training (glocalk's pre-training) goes: the objective with its
-    gradient (TensorFlow), the validation pass, and the rest (L-BFGS-B's own work on its float64 vectors, and the
-    copies between scipy and TensorFlow). Before: the float64 <-> float32 conversions in NumPy; after: inside the
-    graph (lbfgs.py). Both start from the same weights and take turns; medians over the rounds, and their ratio."""
+def time_lbfgs_epochs(model, batch, rounds, iterations, solvers=("scipy", "tensorflow")):
+    """Seconds per L-BFGS epoch of the network's training (glocalk's pre-training) with each solver: scipy's
+    L-BFGS-B (float64 on the host, the weights crossing to NumPy at every evaluation) and the TensorFlow L-BFGS
+    (lbfgs.py). Each epoch starts from the same weights, the solvers taking turns; medians over the rounds of
+    the seconds per epoch and per iteration, the evaluations per iteration, the share of the epoch spent in the
+    objective (evaluations x seconds per evaluation), the objective and validation RMSE reached; and the ratio."""
     import lbfgs
     import tensorflow as tf
 
     start = model.get_weights()
     variables = lbfgs.stage_variables(model, global_stage=False)
     compute = lbfgs.flat_objective_and_gradient(batch, variables, global_stage=False)
+    evaluations = tf.Variable(0)
 
-    def numpy_conversions(x):
-        loss, gradient = compute(tf.constant(x, tf.float32))
-        return float(loss), gradient.numpy().astype(np.float64)
+    def counted(flat):
+        evaluations.assign_add(1)
+        return compute(flat)
 
-    paths = {"numpy_conversions": numpy_conversions,
-             "in_graph_casts": lbfgs.value_and_gradient_function(batch, variables, global_stage=False)}
-    runs = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, value_and_gradient in paths.items():
-            model.set_weights(start)
-            runs[name].append(profile_lbfgs_epoch(batch, variables, value_and_gradient, iterations))
-    result = {name: {key: round(statistics.median(run[key] for run in path_runs), 4) for key in path_runs[0]}
-              for name, path_runs in runs.items()}
-    result["speedup_in_graph_casts_vs_numpy_conversions"] = round(
-        result["numpy_conversions"]["seconds_per_iteration"] / result["in_graph_casts"]["seconds_per_iteration"], 2)
-    return {"lbfgs_epoch_iterations": iterations, **result}
-
-
-def profile_lbfgs_epoch(batch, variables, value_and_gradient, iterations):
-    """One L-BFGS epoch of the first stage from the model's current weights: its seconds per iteration, the shares
-    of the objective and of the validation pass, evaluations per iteration, and the validation RMSE it reaches."""
-    import lbfgs
-
-    value_and_gradient(lbfgs.flat_values(variables))  # the first call traces
-    spent = []
-
-    def timed(x):
-        started = time.perf_counter()
-        value = value_and_gradient(x)
-        spent.append(time.perf_counter() - started)
-        return value
-
-    with contextlib.redirect_stdout(sys.stderr):
-        iterations_run, scores, seconds = lbfgs.run_epoch(batch, variables, timed, iterations, False)
+    flat = tf.concat([tf.reshape(variable, [-1]) for variable in variables], axis=0)
+    compute(flat)  # traces
     started = time.perf_counter()
-    batch.scores(False)
-    validation = time.perf_counter() - started
-    return {"seconds_per_iteration": seconds / iterations_run, "objective_share": sum(spent) / seconds,
-            "validation_pass_share": validation / seconds, "evaluations_per_iteration": len(spent) / iterations_run,
-            "val_rmse": scores["val_rmse_clip"]}
+    compute(flat)
+    seconds_per_evaluation = time.perf_counter() - started
+    epochs = {solver: lbfgs.epoch_solver(solver, counted, variables) for solver in solvers}
+    runs = {solver: [] for solver in solvers}
+    for round_index in range(rounds + 1):  # round 0 traces the TensorFlow solver's step: not counted
+        for solver, solve in epochs.items():
+            model.set_weights(start)
+            evaluations.assign(0)
+            objectives = []
+            started = time.perf_counter()
+            iterations_run = solve(variables, iterations, objectives.append)
+            seconds = time.perf_counter() - started
+            if round_index:
+                runs[solver].append({
+                    "seconds_per_epoch": seconds, "seconds_per_iteration": seconds / iterations_run,
+                    "evaluations_per_iteration": int(evaluations.numpy()) / iterations_run,
+                    "objective_share": int(evaluations.numpy()) * seconds_per_evaluation / seconds,
+                    "objective": objectives[-1], "val_rmse": float(batch.scores(False)["val_rmse_clip"])})
+    model.set_weights(start)
+    result = {solver: {key: round(statistics.median(run[key] for run in solver_runs), 4) for key in solver_runs[0]}
+              for solver, solver_runs in runs.items()}
+    result["speedup_tensorflow_vs_scipy"] = round(
+        result["scipy"]["seconds_per_epoch"] / result["tensorflow"]["seconds_per_epoch"], 2)
+    return {"lbfgs_epoch_iterations": iterations, "seconds_per_evaluation": round(seconds_per_evaluation, 4),
+            **result}
+
+
+def lbfgs_report(dataset, data_dir, rounds, iterations):
+    """--lbfgs on one data set: the objective's evaluation both ways and an epoch with each solver."""
+    model, prepared, batch, config = sparsefc_network(dataset, data_dir)
+    iterations = iterations or config["lbfgs_iterations"]
+    return {**time_lbfgs_objective(model, prepared, batch, rounds),
+            **time_lbfgs_epochs(model, batch, rounds, iterations)}
 
 
 def benchmark_scale(name, data_dir, scale, epoch_fraction):
@@ -387,8 +390,9 @@ def command_line():
     parser.add_argument("--lbfgs", action="store_true",
                         help="time the kernel network's full-batch objective (known-rating vs dense products) and "
                              "profile an L-BFGS epoch")
-    parser.add_argument("--lbfgs-iterations", type=int, default=10,
-                        help="--lbfgs: L-BFGS iterations of the profiled epoch (glocalk's have 50)")
+    parser.add_argument("--lbfgs-iterations", type=int, default=0,
+                        help="--lbfgs: L-BFGS iterations of the timed epochs (default: the preset's, 50 on ML-1M "
+                             "and 5 on ML-100K)")
     parser.add_argument("--synthetic", choices=["ml-20m", "netflix"],
                         help="write (unless --data-dir holds it) and time a synthetic data set of the real size")
     parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
@@ -407,8 +411,8 @@ def main_benchmark(argv=None):
             parser.error("--scale and --epoch-fraction must be in (0, 1]")
         print(json.dumps(benchmark_scale(args.synthetic, args.data_dir, args.scale, args.epoch_fraction)))
         return 0
-    if args.epochs < 2 or args.rounds < 1 or args.lbfgs_iterations < 1:
-        parser.error("--epochs must be at least 2, --rounds and --lbfgs-iterations at least 1")
+    if args.epochs < 2 or args.rounds < 1 or args.lbfgs_iterations < 0:
+        parser.error("--epochs must be at least 2, --rounds at least 1, --lbfgs-iterations at least 0")
     try:
         data_dir = data_processor.ensure_dataset("ml-1m", data_processor.resolve_data_dir("ml-1m", args.data_dir))
     except data_processor.DataError as error:
@@ -416,10 +420,12 @@ def main_benchmark(argv=None):
         return 2
 
     if args.lbfgs:
-        model, prepared, batch = sparsefc_network(data_dir)
-        print(json.dumps({"machine": machine_description(), "rounds": args.rounds,
-                          **time_lbfgs_objective(model, prepared, batch, args.rounds),
-                          **time_lbfgs_epoch(model, batch, args.rounds, args.lbfgs_iterations)}))
+        result = {"machine": machine_description(), "rounds": args.rounds,
+                  "ml-1m": lbfgs_report("ml-1m", data_dir, args.rounds, args.lbfgs_iterations)}
+        ml100k_dir = data_processor.resolve_data_dir("ml-100k", os.environ.get("ML100K_DIR"))
+        if (ml100k_dir / "u1.base").is_file():
+            result["ml-100k"] = lbfgs_report("ml-100k", ml100k_dir, args.rounds, args.lbfgs_iterations)
+        print(json.dumps(result))
         return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
               "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),

@@ -60,13 +60,18 @@ def check_members(members):
     """Refuse members of other data or another split, naming the first that differs."""
     first = members[0]
     for member in members[1:]:
-        if (member.config.get("dataset"), member.config.get("data_files")) != (
-                first.config.get("dataset"), first.config.get("data_files")):
-            raise ConfigError(f"{member.folder} was trained on other data than {first.folder} (data set or file "
-                              f"checksums differ). Fix: blend runs of the same data.")
+        if data_identity(member.config) != data_identity(first.config):
+            raise ConfigError(f"{member.folder} was trained on other data than {first.folder} (data set or the "
+                              f"ratings' fingerprint differ). Fix: blend runs of the same data.")
         if not all(np.array_equal(getattr(member.split, part), getattr(first.split, part)) for part in ("val", "test")):
             raise ConfigError(f"{member.folder} was evaluated on another split than {first.folder} (its validation "
                               f"or test ratings differ). Fix: blend runs of the same --split and --split-seed.")
+
+
+def data_identity(config):
+    """The data set and its ratings' fingerprint (file checksums for runs recorded before it)."""
+    fingerprint = config.get("ratings_fingerprint")
+    return config.get("dataset"), fingerprint["sha256"] if fingerprint else config.get("data_files")
 
 
 def load_data(member):

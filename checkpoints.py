@@ -44,9 +44,12 @@ class CheckpointFiles:
             raise ConfigError(f"--resume: no checkpoint in {self.results_dir}. Fix: run without --resume, or point "
                               f"--results-dir at the folder of the interrupted run.")
         saved = self.state().get("config", {})
+        if "ratings_fingerprint" not in saved:  # a checkpoint recorded before the fingerprint: its files' checksums
+            saved = {**saved, "ratings_fingerprint": self.run_config["ratings_fingerprint"]
+                     if saved.get("data_files") == self.run_config.get("data_files") else None}
         differing = [key for key in RESUME_KEYS if saved.get(key) != self.run_config[key]]
         if differing:
-            details = "; ".join(f"{'the data files' if key == 'data_files' else '--' + key.replace('_', '-')} "
+            details = "; ".join(f"{'the ratings' if key == 'ratings_fingerprint' else '--' + key.replace('_', '-')} "
                                 f"was {saved.get(key)!r}, now {self.run_config[key]!r}" for key in differing)
             raise ConfigError(f"--resume: the checkpoint in {self.results_dir} belongs to a run with other settings "
                               f"({details}). Fix: resume with the interrupted run's flags, or run without --resume "
@@ -126,18 +129,33 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class LbfgsCheckpoint(CheckpointFiles):
-    """After every L-BFGS epoch: the current and the best weights and the trainer's state (lbfgs.train)."""
+    """After every L-BFGS epoch: the current and the best weights and the trainer's state (lbfgs.train); from the
+    second stage on, also the first stage's best weights (GLocal-K's pre-trained network, the sparsefc member of
+    --compare)."""
 
     def __init__(self, results_dir, run_config):
         super().__init__(results_dir, run_config, ["checkpoint", "checkpoint-best"])
+        self.first_stage_path = self.results_dir / "checkpoint-first-stage.weights.h5"
 
-    def save(self, model, best_weights, state):
-        self.write({"checkpoint": model.save_weights,
-                    "checkpoint-best": lambda path: save_other_weights(model, best_weights, path)}, state)
+    def save(self, model, best_weights, state, first_stage_weights=None):
+        writers = {"checkpoint": model.save_weights,
+                   "checkpoint-best": lambda path: save_other_weights(model, best_weights, path)}
+        if first_stage_weights is not None and not self.first_stage_path.is_file():
+            self.weight_paths["checkpoint-first-stage"] = self.first_stage_path
+            writers["checkpoint-first-stage"] = lambda path: save_other_weights(model, first_stage_weights, path)
+        self.write(writers, state)
 
     def load(self, model):
-        """The saved state; the model holds the current weights. Returns (state, best weights)."""
-        self.load_weights(model, "checkpoint-best")
-        best_weights = model.get_weights()
+        """The saved state; the model holds the current weights. Returns (state, best weights, the first stage's
+        best weights or None)."""
+        weights = {}
+        for name in ["checkpoint-best"] + (["checkpoint-first-stage"] if self.first_stage_path.is_file() else []):
+            self.weight_paths.setdefault(name, self.first_stage_path)
+            self.load_weights(model, name)
+            weights[name] = model.get_weights()
         self.load_weights(model, "checkpoint")
-        return self.state(), best_weights
+        return self.state(), weights["checkpoint-best"], weights.get("checkpoint-first-stage")
+
+    def remove(self):
+        super().remove()
+        self.first_stage_path.unlink(missing_ok=True)

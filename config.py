@@ -37,6 +37,7 @@ CHOICES = {
     "time_window": list(data_processor.TIME_WINDOWS),
     "distribute": ["none", "mirrored", "multi-worker"],
     "model": ["deep", "kernel"],
+    "lbfgs_solver": ["tensorflow", "scipy"],
 }
 PRESET_ALIASES = {"seed": "reference"}  # earlier names, still accepted
 # The model's hyperparameters: the keys of the configuration passed to DeepAutoEncoder (and saved by its get_config).
@@ -47,7 +48,7 @@ KERNEL_MODEL_KEYS = ["layers", "activation", "kernel_dim", "lambda_2", "lambda_s
 # What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
 RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "model", "optimizer", *MODEL_KEYS,
                *[key for key in KERNEL_MODEL_KEYS if key not in MODEL_KEYS], "lbfgs_iterations",
-               "finetune_iterations", "data_files"]
+               "finetune_iterations", "ratings_fingerprint"]
 
 
 def parse_layers(text):
@@ -105,6 +106,7 @@ FLAGS = [
     ("LAMBDA_2", "--lambda-2", float, "--model kernel: L2 on the weights"),
     ("LAMBDA_S", "--lambda-s", float, "--model kernel: L2 on the kernel values (sparsity)"),
     ("LBFGS_ITERATIONS", "--lbfgs-iterations", int, "--model kernel: L-BFGS iterations per epoch"),
+    ("LBFGS_SOLVER", "--lbfgs-solver", str, "--model kernel: L-BFGS in TensorFlow, or scipy's L-BFGS-B"),
     ("GLOBAL_KERNEL_SIZE", "--global-kernel-size", int, "--model kernel: side of GLocal-K's global kernel (0: none)"),
     ("DOT_SCALE", "--dot-scale", float, "--model kernel: scale of the global kernel"),
     ("FINETUNE_EPOCHS", "--finetune-epochs", int, "--global-kernel-size: fine-tuning epochs"),
@@ -133,6 +135,30 @@ FLAGS = [
 ]
 
 
+def compare_row_names(constants):
+    """What --compare ROWS may name: the presets and the baselines (by their folder names)."""
+    import baseline_models
+
+    return [*constants["PRESETS"], *map(baseline_models.baseline_folder, baseline_models.BASELINES)]
+
+
+def compare_rows(config, constants):
+    """--compare's rows: (the presets, the baselines by name) to run; 'all' is every preset and the default
+    baselines."""
+    import baseline_models
+
+    if config["compare"] == "all":
+        return list(constants["PRESETS"]), list(baseline_models.DEFAULT_BASELINES)
+    rows = [PRESET_ALIASES.get(row.strip(), row.strip()) for row in config["compare"].split(",") if row.strip()]
+    unknown = [row for row in rows if row not in compare_row_names(constants)]
+    if unknown or not rows:
+        raise ConfigError(f"--compare {config['compare']!r}: {', '.join(unknown) or 'no rows'} is not a row. Fix: "
+                          f"name rows among {', '.join(compare_row_names(constants))}, comma-separated, or give "
+                          f"--compare alone for every preset and the default baselines.")
+    baselines = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in rows]
+    return [name for name in constants["PRESETS"] if name in rows], baselines
+
+
 def key_of(flag):
     return flag[2:].replace("-", "_")
 
@@ -143,8 +169,9 @@ def build_parser(description, constants):
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=[*constants["PRESETS"], *PRESET_ALIASES], default="reference",
                         help="a named set of hyperparameters (PRESETS in main.py)")
-    parser.add_argument("--compare", action="store_true",
-                        help="train every preset and the baselines on the same split(s); write comparison.csv/.png/.md")
+    parser.add_argument("--compare", nargs="?", const="all", default=None, metavar="ROWS",
+                        help="train every preset and the baselines on the same split(s), or just the comma-separated "
+                             f"ROWS ({', '.join(compare_row_names(constants))}); write comparison.csv/.md/.png")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run whose checkpoint is in --results-dir")
     parser.add_argument("--show-config", action="store_true",

@@ -143,15 +143,38 @@ def load_run_data(config):
     return load_data(config["dataset"], config["data_dir"], CsvFormat.of(config))
 
 
+def ratings_fingerprint(data):
+    """What identifies the ratings themselves, whatever file, layout or line order they came in: the sha256 of the
+    canonically ordered (user id, item id, rating) triples, and their counts and sum (to name a difference)."""
+    digest = hashlib.sha256()
+    for ids in (data.user_ids, data.item_ids):
+        digest.update("\x1f".join(map(str, ids.tolist())).encode() + b"\x1e")
+    for column, dtype in ((data.users, np.int32), (data.items, np.int32), (data.ratings, np.float32)):
+        digest.update(np.ascontiguousarray(column, dtype).tobytes())
+    return {"sha256": digest.hexdigest(), "ratings": len(data.ratings), "users": data.n_users, "items": data.n_items,
+            "rating_sum": round(float(data.ratings.sum(dtype=np.float64)), 3)}
+
+
 def check_recorded(data, config, trained, ids=None):
-    """Refuse data other than the data `trained` (a run, in words) recorded in its config.json: the files'
-    checksums and, given ids.json's content, the users' and items' ids."""
+    """Refuse ratings other than those `trained` (a run, in words) recorded in its config.json, naming what
+    differs; another copy of the same ratings (other file, layout or line order) is accepted. Runs recorded
+    before the ratings' fingerprint are checked by their files' checksums and ids.json's ids."""
+    fix = "Fix: point the program at the data that run was trained on, or train a new model on this one."
+    recorded = config.get("ratings_fingerprint")
+    if recorded:
+        found = ratings_fingerprint(data)
+        if found != recorded:
+            differences = [f"{key} {recorded.get(key)} recorded, {found[key]} found" for key in found
+                           if key != "sha256" and found[key] != recorded.get(key)]
+            raise DataError(f"the ratings in {data.data_dir} are not the ratings {trained} was trained on ("
+                            f"{'; '.join(differences) or 'as many ratings, users and items, but other values'}). "
+                            f"{fix}")
+        return
     same_ids = ids is None or (ids.get("user_ids") == data.user_ids.tolist()
                                and ids.get("item_ids") == data.item_ids.tolist())
     if data.files != config["data_files"] or not same_ids:
         raise DataError(f"the data in {data.data_dir} is not the data {trained} was trained on (file checksums or "
-                        f"ids differ: recorded {config['data_files']}, found {data.files}). Fix: restore that data, "
-                        f"or train a new model on this one.")
+                        f"ids differ: recorded {config['data_files']}, found {data.files}). {fix}")
 
 
 def load_data(dataset, data_dir=None, csv_format=None):
@@ -809,11 +832,10 @@ def index_ratings(dataset, data_dir, files, lines, columns, titles, scale, start
     user_ids_sorted, users = dense_index(user_ids)
     item_ids_sorted, items = dense_index(item_ids)
     pairs = users.astype(np.int64) * len(item_ids_sorted) + items
-    pairs.sort()  # in place: Netflix' 100 million pairs take 800 MB, an argsort would take as much again
-    if (pairs[1:] == pairs[:-1]).any():  # a repeated pair: find its two lines (the slow way, once)
-        pairs = users.astype(np.int64) * len(item_ids_sorted) + items
-        order = np.argsort(pairs, kind="stable")
-        repeated = np.flatnonzero(pairs[order][1:] == pairs[order][:-1])
+    order = np.argsort(pairs, kind="stable")  # the canonical order: by user id, then item id
+    pairs = pairs[order]
+    if (pairs[1:] == pairs[:-1]).any():  # a repeated pair: name its two lines
+        repeated = np.flatnonzero(pairs[1:] == pairs[:-1])
         first, second = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
         if lines is None:
             raise DataError(f"Netflix data in {data_dir}: CustomerID {user_ids[first]} rated MovieID "
@@ -822,8 +844,13 @@ def index_ratings(dataset, data_dir, files, lines, columns, titles, scale, start
         bad_line(path, read_bytes(path, ""), second + offset, f"(user, item) already rated on line {first + offset}",
                  fix)
     del pairs
+    # Every split is drawn from the ratings in this order, so it depends on the set of ratings alone, never on the
+    # order or layout of the file's lines.
+    users, items, ratings = users[order], items[order], ratings[order].astype(np.float32)
+    timestamps = None if timestamps is None else timestamps[order]
+    del order
     position = {item: index for index, item in enumerate(item_ids_sorted.tolist())}
-    data = Ratings(users, items, ratings.astype(np.float32), timestamps, user_ids_sorted, item_ids_sorted,
+    data = Ratings(users, items, ratings, timestamps, user_ids_sorted, item_ids_sorted,
                    {position[item]: title for item, title in titles.items() if item in position}, scale, dataset,
                    str(data_dir), {str(path.relative_to(data_dir)) if path.is_relative_to(data_dir) else str(path):
                                    file_fingerprint(path) for path in files})
@@ -834,12 +861,21 @@ def index_ratings(dataset, data_dir, files, lines, columns, titles, scale, start
 
 def dense_index(ids):
     """(the distinct ids sorted, each rating's index among them as int32), as np.unique(return_inverse=True) gives
-    them; integer ids through pandas' hash table, which needs a third of np.unique's memory (it sorts no copy)."""
+    them, text ids that are all whole numbers in numeric order; integer ids through pandas' hash table, which needs
+    a third of np.unique's memory (it sorts no copy)."""
     if ids.dtype.kind in "iu":
         codes, distinct = pd.factorize(ids, sort=True)
         return np.asarray(distinct), codes.astype(np.int32)
     distinct, codes = np.unique(ids, return_inverse=True)
+    if all(INTEGER_TEXT.fullmatch(text) for text in distinct.tolist()):  # text ids that are numbers sort as numbers
+        numeric_order = np.array(sorted(range(len(distinct)), key=lambda k: (int(distinct[k]), distinct[k])))
+        rank = np.empty_like(numeric_order)
+        rank[numeric_order] = np.arange(len(numeric_order))
+        distinct, codes = distinct[numeric_order], rank[codes]
     return distinct, codes.astype(np.int32)
+
+
+INTEGER_TEXT = re.compile(r"[+-]?\d{1,30}")
 
 
 def file_fingerprint(path, full_hash_limit=1 << 30):
@@ -942,7 +978,7 @@ def official_split(data, split, seed):
         if not found.all():
             line_number = int(np.argmax(~found)) + 1
             raise DataError(f"{path}, line {line_number}: a rating that is not in u.data. Fix: {hint}.")
-        parts[part] = order[position]
+        parts[part] = np.sort(order[position])  # the canonical order, not the file's
     return random_split(data, seed, candidates=parts["base"], test=parts["test"])
 
 

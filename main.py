@@ -9,6 +9,7 @@ Hyperparameters are the constants right below; edit them here or override them w
 """
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import data_processor
 import distribute
 import reporting
 import utils
-from config import ConfigError, parse_flags, split_of_repeat
+from config import ConfigError, compare_rows, parse_flags, split_of_repeat
 
 # ----------------------------------------------------------------------------------------------------------------
 # Hyperparameters: the seed's reference run.
@@ -58,6 +59,7 @@ KERNEL_DIM = 5  # size of each unit's embedding; units farther apart than 1 are 
 LAMBDA_2 = 70.0  # L2 on the weights W (the objective is 1/2 * the summed squared errors plus the penalties)
 LAMBDA_S = 0.018  # L2 on the kernel values, which drives them to zero (sparsity)
 LBFGS_ITERATIONS = 50  # L-BFGS iterations per epoch; every epoch ends with validation
+LBFGS_SOLVER = "tensorflow"  # 'tensorflow' (its state and loop in the graph) or 'scipy' (L-BFGS-B, as the papers)
 GLOBAL_KERNEL_SIZE = 0  # side of GLocal-K's global convolution kernel (3); 0: none (Sparse FC)
 DOT_SCALE = 0.5  # GLocal-K's scale of the global kernel
 FINETUNE_EPOCHS = 30  # GLocal-K's second stage, with the global kernel, from the first stage's best weights
@@ -146,9 +148,10 @@ def main(argv=None):
         return 1
 
 
-def run(config, data=None, tags=()):
+def run(config, data=None, tags=(), first_stage=None):
     """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
-    metrics); metrics is None when nothing was evaluated."""
+    metrics); metrics is None when nothing was evaluated. `first_stage`: (sparsefc's configuration, a folder) where
+    GLocal-K's run also saves its first stage as a sparsefc run."""
     import inference  # TensorFlow is imported once a run starts: --help and bad flags answer at once
     import recommendations
     import training
@@ -185,6 +188,8 @@ def run(config, data=None, tags=()):
         reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
         session.comet.log_result(result, figures)
+        if first_stage:
+            save_first_stage_run(*first_stage, network, first_stage_weights, history, prepared)
     if session.interrupted:
         return 130, None
     reporting.print_result(result, results_dir)
@@ -193,48 +198,118 @@ def run(config, data=None, tags=()):
     return (1 if session.diverged else 0), result
 
 
+def save_first_stage_run(config, results_dir, network, first_stage_weights, history, prepared):
+    """GLocal-K's first stage saved as the sparsefc run it is (the same epochs and weights that --preset sparsefc
+    trains): its network evaluated, with its own metrics, predictions, history and model."""
+    import inference
+    import lbfgs
+    import training
+
+    results_dir = reporting.prepare_results_dir(results_dir)
+    reporting.clear_previous_run(results_dir)
+    record = reporting.run_record(config, prepared.data, results_dir)
+    local = training.first_stage_network(config, network, first_stage_weights, prepared)
+    stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
+    result, predictions = inference.evaluate(local, prepared)
+    result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
+    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["min_delta"]),
+                                      sum(row["seconds"] for row in stage), 0, prepared.split, "float32", record))
+    reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
+    reporting.save_results(results_dir, local, result, stage, prepared.data, config)
+    print(f"sparsefc (glocalk's first stage): test RMSE (global) {result['test_rmse']:.4f}, in {results_dir}")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Several splits: --repeats N (one configuration) and --compare (every preset and the baselines).
 
 def run_splits(config):
     """Each split in turn (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; or u1, u2, ...): the configuration, or with
-    --compare every preset and the baselines, each run in its own folder. Writes summary.json (one configuration)
-    or comparison.csv/.md/.png (mean ± std over the splits)."""
+    --compare the chosen presets and baselines, each run in its own folder. Writes summary.json (one configuration)
+    or comparison.csv/.md/.png (mean ± std over the splits). With --resume, finished members are read back, an
+    interrupted one continues from its checkpoint, and the rest run."""
     data = data_processor.load_run_data(config)
     results_dir = reporting.prepare_results_dir(config["results_dir"])
-    models = models_to_run(config, results_dir)
+    presets, baseline_names = compare_rows(config, globals()) if config["compare"] else ([config["preset"]], [])
+    models = models_to_run(config, results_dir, presets)
+    first_stage_shared = shares_first_stage(models)  # sparsefc's run is glocalk's first stage: trained once
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
-    runs, blends = {}, []
+    baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
     for index in range(config["repeats"]):
-        split_flags = split_of_repeat(config, index)
+        split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
         print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
               f"{split_flags['split_seed']} ===")
-        if config["compare"]:
+        if baseline_names:
             parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
                                                  config["time_window"])
-            for result in baseline_models.evaluate_baselines(data, parts, results_dir, f"run-{index + 1}"):
-                runs.setdefault(result["name"], []).append(result)
+            for result in baselines_of_split(data, parts, results_dir, run_name, baseline_names, config["resume"]):
+                baseline_runs.setdefault(result["name"], []).append(result)
         for name, (model_config, folder) in models.items():
-            print(f"\n=== {name}, split {split_flags['split']} ===")
-            status, result = run({**model_config, **split_flags, "compare": False, "repeats": 1,
-                                  "results_dir": folder / f"run-{index + 1}"}, data, tags=[group])
+            if name == "sparsefc" and first_stage_shared:
+                continue  # written by glocalk's run, below
+            first_stage = (models["sparsefc"][0], models["sparsefc"][1] / run_name) if (
+                name == "glocalk" and first_stage_shared) else None
+            status, result = run_member(name, {**model_config, **split_flags}, folder / run_name, data, group,
+                                        config["resume"], first_stage)
             if result is None or (status != 0 and not config["compare"]):
                 return status
-            runs.setdefault(name, []).append(reporting.run_summary(result, split_flags))
+            model_runs[name].append(reporting.run_summary(result, split_flags))
+            if first_stage:
+                model_runs["sparsefc"].append(reporting.run_summary(finished_result(first_stage[1]), split_flags))
         if config["compare"]:  # every finished member of this split, blended on its validation ratings
-            blends.append(blending.blend_folders(sorted(results_dir.glob(f"*/run-{index + 1}")), data))
-            runs.setdefault("blend of the above (fitted on validation)", []).append(
-                {**split_flags, **blends[-1]["blend"]})
-    if blends:
-        utils.save_json(results_dir / "blend.json", {"splits": blends})
-    return reporting.save_summaries(results_dir, config, runs)
+            members = [folder / run_name for folder in [results_dir / baseline_models.baseline_folder(name)
+                                                        for name in baseline_names] + [f for _, f in models.values()]]
+            blends.append({**split_flags, **blending.blend_folders(members, data)})
+    if not config["compare"]:
+        return reporting.save_summaries(results_dir, config, model_runs)
+    utils.save_json(results_dir / "blend.json", {"splits": blends})
+    return reporting.save_summaries(results_dir, config, {
+        **baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()},
+        "blend of the above (fitted on validation)": [
+            {"split": split["split"], "split_seed": split["split_seed"], **split["blend"]} for split in blends]})
 
 
-def models_to_run(config, results_dir):
-    """{row name: (its configuration, its folder)}: every preset with --compare, else the configuration."""
+def models_to_run(config, results_dir, presets):
+    """{preset: (its configuration, its folder)}: the chosen presets with --compare, else the configuration."""
     if config["compare"]:
-        return {f"{name} preset": (parse_config(config["argv"], preset=name), results_dir / name) for name in PRESETS}
+        return {name: (parse_config(config["argv"], preset=name), results_dir / name) for name in presets}
     return {config["preset"]: (config, results_dir)}
+
+
+def shares_first_stage(models):
+    """Whether the sparsefc row can be glocalk's first stage: both chosen, with the same values but for glocalk's
+    own (the global kernel and the fine-tuning)."""
+    if "sparsefc" not in models or "glocalk" not in models:
+        return False
+    sparsefc, glocalk = models["sparsefc"][0], models["glocalk"][0]
+    own = ["global_kernel_size", "dot_scale", "finetune_epochs", "finetune_iterations", "preset"]
+    return {**glocalk, **{key: sparsefc[key] for key in own}} == sparsefc
+
+
+def run_member(name, member_config, folder, data, group, resume, first_stage):
+    """One member of a split: read back when finished (with --resume), continued from its checkpoint when
+    interrupted, else trained. Returns (status, metrics)."""
+    if resume and finished_result(folder) and (first_stage is None or finished_result(first_stage[1])):
+        print(f"\n=== {name}, split {member_config['split']}: finished in {folder} ===")
+        return 0, finished_result(folder)
+    print(f"\n=== {name}, split {member_config['split']} ===")
+    continues = resume and (folder / "checkpoint.json").is_file()
+    return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,
+               tags=[group], first_stage=first_stage)
+
+
+def finished_result(folder):
+    """metrics.json of a finished run or baseline in `folder`, or None."""
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def baselines_of_split(data, parts, results_dir, run_name, names, resume):
+    """The named baselines' results on a split; with --resume those already in results_dir are read back."""
+    done = {name: finished_result(results_dir / baseline_models.baseline_folder(name) / run_name) for name in names}
+    fitted = baseline_models.evaluate_baselines(data, parts, results_dir, run_name,
+                                                [name for name in names if not (resume and done[name])])
+    fitted = {result["name"]: result for result in fitted}
+    return [fitted.get(name) or done[name] for name in names if name in fitted or done[name]]
 
 
 if __name__ == "__main__":

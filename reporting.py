@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+import data_processor
 import utils
 from config import ConfigError
 
@@ -20,7 +21,7 @@ DEFAULT_RESULTS_DIR = PROJECT_DIR / "results" / "latest"  # main.py's RESULTS_DI
 # The files of one run in its results folder: a new run clears them first, so a folder never mixes two runs.
 RUN_FILES = ["metrics.json", "config.json", "history.csv", "loss.png", "rmse.png", "model.keras", "ids.json",
              "predictions.tsv", "predictions.npz", "summary.json", "checkpoint.json", "checkpoint.weights.h5",
-             "checkpoint-best.weights.h5"]
+             "checkpoint-best.weights.h5", "checkpoint-first-stage.weights.h5"]
 SUMMARY_KEYS = ["test_rmse", "test_masked_rmse", "val_rmse", "test_ndcg_at_10", "test_recall_at_10"]
 
 
@@ -56,9 +57,11 @@ def clear_previous_run(results_dir):
 
 def run_record(config, data, results_dir):
     """The configuration saved with the results (config.json, metrics.json, the checkpoint): every flag, and
-    where the data came from (folder and file checksums), the program's version and the date."""
+    where the data came from (folder, file checksums, the ratings' fingerprint), the program's version and the
+    date."""
     record = {key: value for key, value in config.items() if key not in ("argv", "compare", "resume", "show_config")}
     record.update(results_dir=display_path(results_dir), data_dir=data.data_dir, data_files=data.files,
+                  ratings_fingerprint=data_processor.ratings_fingerprint(data),
                   program_version=utils.program_version(),
                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return record
@@ -111,7 +114,8 @@ def save_baseline_run(results_dir, name, data, split, predictions, result):
     results_dir = prepare_results_dir(results_dir)
     save_predictions(results_dir / "predictions.npz", split, predictions)
     utils.save_json(results_dir / "config.json", {"model": name, "dataset": data.dataset, "data_dir": data.data_dir,
-                                                  "data_files": data.files})
+                                                  "data_files": data.files,
+                                                  "ratings_fingerprint": data_processor.ratings_fingerprint(data)})
     utils.save_json(results_dir / "metrics.json", result)
 
 

@@ -43,7 +43,7 @@ class Session:
     def __init__(self, config, record, results_dir, chief=True, tags=()):
         self.config, self.record, self.results_dir, self.chief = config, record, Path(results_dir), chief
         checkpoint_kind = LbfgsCheckpoint if config["model"] == "kernel" else KerasCheckpoint
-        self.checkpoint = checkpoint_kind(results_dir, {key: record[key] for key in RESUME_KEYS})
+        self.checkpoint = checkpoint_kind(results_dir, {key: record[key] for key in [*RESUME_KEYS, "data_files"]})
         self.tags = [config["dataset"], f"split-{config['split']}", f"preset-{config['preset']}", *tags]
         self.initial_epoch, self.interrupted, self.diverged = 0, False, False
 
@@ -276,7 +276,7 @@ def fit_lbfgs(config, network, prepared, session):
     try:
         history, first_stage_weights, kept_epoch = lbfgs.train(
             network, prepared.train, prepared.val, stages, config["patience"], config["min_delta"], session.checkpoint,
-            resume=config["resume"], on_epoch=lambda row: session.comet.log_metrics(
+            resume=config["resume"], solver=config["lbfgs_solver"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:
         session.report_divergence(session.checkpoint.finished_epochs() + 1, "try a larger --lambda-2",
@@ -286,17 +286,22 @@ def fit_lbfgs(config, network, prepared, session):
     return history, first_stage_weights, kept_epoch
 
 
-def evaluate_pre_training(config, network, first_stage_weights, prepared):
-    """GLocal-K's pre-trained local autoencoder on its own (the network of --global-kernel-size 0 with the same
-    values), as the GLocal-K paper's ablation: its test metrics, or None when the pre-training's weights are not
-    at hand (a run resumed after it)."""
-    if not config["global_kernel_size"] or first_stage_weights is None:
-        return None
+def first_stage_network(config, network, first_stage_weights, prepared):
+    """GLocal-K's pre-trained local autoencoder on its own: the network of --global-kernel-size 0 with the same
+    values (the sparsefc preset's) and the first stage's best weights."""
     final_weights = network.get_weights()
     network.set_weights(first_stage_weights)
     local = build_kernel_model({**config, "global_kernel_size": 0}, prepared)
     for source, target in zip(network.hidden + [network.output_layer], local.hidden + [local.output_layer]):
         target.set_weights(source.get_weights())
     network.set_weights(final_weights)
-    result, _ = inference.evaluate(local, prepared)
+    return local
+
+
+def evaluate_pre_training(config, network, first_stage_weights, prepared):
+    """The first stage's network alone, as the GLocal-K paper's ablation: its test metrics (None without a global
+    kernel)."""
+    if not config["global_kernel_size"] or first_stage_weights is None:
+        return None
+    result, _ = inference.evaluate(first_stage_network(config, network, first_stage_weights, prepared), prepared)
     return {key: value for key, value in result.items() if key in reporting.SUMMARY_KEYS}

@@ -1,5 +1,5 @@
 """Files: atomic writes (JSON, CSV, anything a function writes), Ctrl-C held back while they happen, the program's
-version, peak memory. NumPy only."""
+version, peak memory; progress that stays readable in a log. NumPy only."""
 
 import contextlib
 import csv
@@ -8,7 +8,9 @@ import os
 import resource
 import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +113,39 @@ def reset_peak_memory():
         return True
     except OSError:
         return False
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Progress that stays readable in a log file.
+
+class Progress:
+    """Progress of `total` steps: one line redrawn in place on a terminal; in a file or pipe, a plain line at most
+    every `every` seconds and one at the end, no carriage returns or escape codes."""
+
+    def __init__(self, total, unit, every=10.0, stream=None):
+        self.total, self.unit, self.every = total, unit, every
+        self.stream = stream or sys.stdout
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.count, self.values = 0, {}
+        self.started = self.shown = time.perf_counter()
+
+    def add(self, steps=1, **values):
+        self.count += steps
+        self.values.update(values)
+        now = time.perf_counter()
+        if self.terminal:
+            self.stream.write("\r" + self.text(now))
+            self.stream.flush()
+        elif now - self.shown >= self.every:
+            self.stream.write(self.text(now) + "\n")
+            self.stream.flush()
+            self.shown = now
+
+    def done(self):
+        """End the display: the final line, whatever was shown before."""
+        self.stream.write(("\r" if self.terminal else "") + self.text(time.perf_counter()) + "\n")
+        self.stream.flush()
+
+    def text(self, now):
+        values = "".join(f", {name} {value:.6g}" for name, value in self.values.items())
+        return f"  {self.count}/{self.total} {self.unit}s, {now - self.started:.1f} s{values}"

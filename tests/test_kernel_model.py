@@ -182,6 +182,56 @@ def test_lbfgs_lowers_the_objective_and_keeps_the_best_validation_epoch(tmp_path
     assert float(batch.scores(True)["val_rmse_clip"]) == pytest.approx(best, abs=1e-6)  # the best epoch's weights
 
 
+def test_tensorflow_lbfgs_finds_the_minimum_that_scipy_finds():
+    """A convex quadratic and the Rosenbrock function: the TensorFlow L-BFGS ends where scipy's L-BFGS-B ends."""
+    import scipy.optimize
+
+    rng = np.random.default_rng(3)
+    factor = rng.normal(size=(30, 30)).astype(np.float32)
+    hessian, target = factor @ factor.T / 30 + np.eye(30, dtype=np.float32), rng.normal(size=30).astype(np.float32)
+
+    def quadratic(x):
+        return 0.5 * tf.tensordot(x - target, tf.linalg.matvec(hessian, x - target), 1)
+
+    def rosenbrock(x):
+        return tf.reduce_sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    for function, start, minimum in ((quadratic, np.zeros(30, np.float32), target),
+                                     (rosenbrock, np.tile([-1.2, 1.0], 5).astype(np.float32), np.ones(10))):
+        @tf.function
+        def compute(x):
+            x = tf.cast(x, tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = function(x)
+            return value, tape.gradient(value, x)
+
+        solver = lbfgs.TensorFlowLBFGS(compute, len(start))
+        solver.start(tf.constant(start))
+        for _ in range(500):
+            _, status = solver.step()
+            if int(status) != lbfgs.CONTINUE:
+                break
+        reference = scipy.optimize.minimize(lambda x: [np.float64(v) for v in compute(tf.constant(x))], start,
+                                            jac=True, method="L-BFGS-B", options={"maxiter": 500})
+        np.testing.assert_allclose(solver.x.numpy(), minimum, atol=2e-3)
+        np.testing.assert_allclose(solver.x.numpy(), reference.x, atol=2e-3)
+
+
+def test_both_lbfgs_solvers_reach_the_same_validation_rmse(tmp_path):
+    """On a network regularised enough to have one minimum within reach (the synthetic data is tiny: with the
+    preset's lambda the two solvers' different line searches lead to different overfitted weights)."""
+    folder = write_ml100k(tmp_path / "ml-100k")
+    val_rmse = {}
+    for solver in ("tensorflow", "scipy"):
+        results = tmp_path / solver
+        assert main.main(["--preset", "sparsefc", "--dataset", "ml-100k", "--data-dir", str(folder), "--split", "u1",
+                          "--epochs", "4", "--lbfgs-iterations", "25", "--layers", "24,24", "--lambda-2", "300",
+                          "--lbfgs-solver", solver, "--results-dir", str(results)]) == 0
+        val_rmse[solver] = json.loads((results / "metrics.json").read_text())["val_rmse"]
+    assert val_rmse["tensorflow"] == pytest.approx(val_rmse["scipy"], abs=0.002)
+
+
 def test_presets_use_the_papers_values_per_data_set():
     glocalk = main.parse_config(["--preset", "glocalk"])
     assert (glocalk["model"], glocalk["layers"], glocalk["kernel_dim"], glocalk["global_kernel_size"]) == (
@@ -251,4 +301,53 @@ def test_interrupted_lbfgs_run_resumes_to_the_same_result(tmp_path, monkeypatch)
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert resumed["test_rmse"] == pytest.approx(whole["test_rmse"], abs=1e-6)
-    assert resumed["pre_training"] is None  # the pre-trained weights were not kept across the interrupt
+    assert resumed["pre_training"] == pytest.approx(whole["pre_training"], abs=1e-6)  # kept with the checkpoint
+
+
+def comparison_without_times(folder):
+    """comparison.csv's rows, the seconds left out (the only column that may differ between equal runs)."""
+    import csv
+
+    with open(folder / "comparison.csv") as handle:
+        return [{key: value for key, value in row.items() if "seconds" not in key} for row in csv.DictReader(handle)]
+
+
+def test_compare_trains_sparsefc_once_as_glocalks_first_stage_and_resumes(tmp_path, monkeypatch):
+    folder = write_ml100k(tmp_path / "ml-100k")
+    common = ["--dataset", "ml-100k", "--data-dir", str(folder), "--split", "u1", "--repeats", "2", *SHORT]
+    rows = ["--compare", "sparsefc,glocalk,user-item-bias"]
+    assert main.main([*rows, *common, "--results-dir", str(tmp_path / "whole")]) == 0
+    assert main.main(["--preset", "sparsefc", *common, "--results-dir", str(tmp_path / "alone")]) == 0
+    alone = json.loads((tmp_path / "alone" / "summary.json").read_text())["runs"]
+    for index, run in enumerate(alone):  # the first stage is exactly the sparsefc run, a member of its own
+        member = tmp_path / "whole" / "sparsefc" / f"run-{index + 1}"
+        metrics = json.loads((member / "metrics.json").read_text())
+        assert metrics["test_rmse"] == pytest.approx(run["test_rmse"], abs=1e-6)
+        assert (member / "predictions.npz").is_file() and (member / "model.keras").is_file()
+        assert evaluate.main(["--results-dir", str(member)]) == 0
+    table = comparison_without_times(tmp_path / "whole")
+    assert [row["name"] for row in table] == ["user+item bias", "sparsefc preset", "glocalk preset",
+                                              "blend of the above (fitted on validation)"]
+    assert float(table[1]["test_rmse_mean"]) == pytest.approx(
+        json.loads((tmp_path / "alone" / "summary.json").read_text())["test_rmse_mean"], abs=1e-6)
+    blend = json.loads((tmp_path / "whole" / "blend.json").read_text())["splits"]
+    assert all({row["member"].split("/")[-2] for row in split["members"]} == {"user-item-bias", "sparsefc", "glocalk"}
+               for split in blend)
+
+    save = checkpoints.LbfgsCheckpoint.save
+    saves = []
+
+    def save_then_interrupt(self, *arguments):
+        save(self, *arguments)
+        saves.append(1)
+        if len(saves) == 7:  # the second split's glocalk, in its first fine-tuning epoch
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save_then_interrupt)
+    cut = tmp_path / "cut"
+    assert main.main([*rows, *common, "--results-dir", str(cut)]) == 130
+    assert (cut / "glocalk" / "run-2" / "checkpoint-first-stage.weights.h5").is_file()
+    assert not (cut / "sparsefc" / "run-2").exists() and (cut / "sparsefc" / "run-1" / "metrics.json").is_file()
+    monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save)
+    assert main.main([*rows, *common, "--results-dir", str(cut), "--resume"]) == 0
+    assert comparison_without_times(cut) == comparison_without_times(tmp_path / "whole")
