@@ -12,6 +12,7 @@
   rows, so their validation predictions are as honest as any model's.
 """
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,16 @@ def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BA
     them. Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's
     folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py."""
     results = []
+    started = time.perf_counter()
     for name, predict, score_users, facts in baselines(data, split, names):
+        train_seconds = round(time.perf_counter() - started, 2)  # fitting (the generator fits before it yields)
         predictions = metrics.predict_parts(data, split, predict)
-        results.append({"name": name, **facts, **metrics.evaluate_predictions(data, split, predictions, score_users)})
+        results.append({"name": name, **facts, **metrics.evaluate_predictions(data, split, predictions, score_users),
+                        "train_seconds": train_seconds})
         if save_to is not None:
             reporting.save_baseline_run(Path(save_to) / baseline_folder(name) / subfolder, name, data, split,
                                         predictions, results[-1])
+        started = time.perf_counter()
     return results
 
 

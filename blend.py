@@ -50,7 +50,7 @@ def main(argv=None):
             members = [blending.load_member(folder) for folder in folders]
             source = (members[0].config["dataset"], members[0].config["data_dir"])
             data[source] = data.get(source) or blending.load_data(members[0])
-            reports.append(blending.blend(members, data[source]))
+            reports.append(blending.blend(members, data[source])[0])
             print(f"\nSplit {index + 1}: blend of {len(members)} members on {reports[-1]['n_val']:,} validation "
                   f"ratings, scored on {reports[-1]['n_test']:,} test ratings")
             print_report(reports[-1])

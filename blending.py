@@ -20,6 +20,7 @@ from sklearn.model_selection import KFold
 import data_processor
 import metrics
 import reporting
+import utils
 from config import ConfigError
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)  # candidate strengths of the ridge penalty on the weights
@@ -90,7 +91,8 @@ def fit_blend(val_predictions, val_ratings, scale):
 
 
 def blend(members, data):
-    """Fit the blend on the validation ratings; each member's metrics and the blend's. Returns the report."""
+    """Fit the blend on the validation ratings; each member's metrics and the blend's. Returns (the report, the
+    blend's validation and test predictions)."""
     check_members(members)
     split, scale = members[0].split, data.scale[:2]
     model = fit_blend([member.predictions["val"] for member in members], data.ratings[split.val], scale)
@@ -100,10 +102,40 @@ def blend(members, data):
              **metrics.evaluate_predictions(data, split, member.predictions, None)}
             for member, weight in zip(members, model.coef_)]
     return {"blend": metrics.evaluate_predictions(data, split, blended, None), "intercept": float(model.intercept_),
-            "ridge_alpha": float(model.alpha_), "members": rows, "n_val": len(split.val), "n_test": len(split.test)}
+            "ridge_alpha": float(model.alpha_), "members": rows, "n_val": len(split.val),
+            "n_test": len(split.test)}, blended
 
 
-def blend_folders(folders, data):
+def blend_folders(folders, data, save_to):
     """The blend of the finished runs and baselines among `folders` (those with predictions.npz; a run that
-    diverged or was interrupted has none) on `data`: --compare's blend row."""
-    return blend([load_member(folder) for folder in folders if (Path(folder) / "predictions.npz").is_file()], data)
+    diverged or was interrupted has none) on `data`, saved in `save_to` as a member of its own (predictions.npz,
+    metrics.json: the report): --compare's blend row. Returns the report."""
+    members = [load_member(folder) for folder in folders if (Path(folder) / "predictions.npz").is_file()]
+    report, predictions = blend(members, data)
+    save_to = reporting.prepare_results_dir(save_to)
+    reporting.save_predictions(save_to / "predictions.npz", members[0].split, predictions)
+    first = members[0].config
+    utils.save_json(save_to / "config.json", {"model": "blend", **{key: first.get(key) for key in (
+        "dataset", "data_dir", "data_files", "ratings_fingerprint")}, "members": [row["member"] for row in
+                                                                                  report["members"]]})
+    utils.save_json(save_to / "metrics.json", report)
+    return report
+
+
+def paired_tests(data, row_folders, rows):
+    """Each row's paired tests (metrics.paired_tests) against the strongest Bayesian row (the lowest mean test
+    RMSE among bmf, bfm and bfm-probit), from the predictions in their folders: {row name: tests}, and the
+    reference's name. `row_folders`: {row name: its folder of each split}; `rows`: {row name: its summary}."""
+    bayesian = [name for name in rows if name in ("bmf", "bfm", "bfm-probit") and rows[name]["test_rmse_mean"]]
+    if not bayesian:
+        return {}, None
+    reference = min(bayesian, key=lambda name: rows[name]["test_rmse_mean"])
+    splits = [load_member(folder).split for folder in row_folders[reference]]
+    truth = [data.ratings[split.test] for split in splits]
+    reference_predictions = [load_member(folder).predictions["test"] for folder in row_folders[reference]]
+    tests = {}
+    for name, folders in row_folders.items():
+        if len(folders) == len(splits) and all((Path(folder) / "predictions.npz").is_file() for folder in folders):
+            tests[name] = metrics.paired_tests(truth, [load_member(folder).predictions["test"] for folder in folders],
+                                               reference_predictions, data.scale[:2])
+    return tests, reference

@@ -234,6 +234,8 @@ def run_splits(config):
     first_stage_shared = shares_first_stage(models)  # sparsefc's run is glocalk's first stage: trained once
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
     baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
+    member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
+                      **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
     for index in range(config["repeats"]):
         split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
         print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
@@ -242,7 +244,7 @@ def run_splits(config):
             parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
                                                  config["time_window"])
             for result in baselines_of_split(data, parts, results_dir, run_name, baseline_names, config["resume"]):
-                baseline_runs.setdefault(result["name"], []).append(result)
+                baseline_runs.setdefault(result["name"], []).append({**split_flags, **result})
         for name, (model_config, folder) in models.items():
             if name == "sparsefc" and first_stage_shared:
                 continue  # written by glocalk's run, below
@@ -256,16 +258,21 @@ def run_splits(config):
             if first_stage:
                 model_runs["sparsefc"].append(reporting.run_summary(finished_result(first_stage[1]), split_flags))
         if config["compare"]:  # every finished member of this split, blended on its validation ratings
-            members = [folder / run_name for folder in [results_dir / baseline_models.baseline_folder(name)
-                                                        for name in baseline_names] + [f for _, f in models.values()]]
-            blends.append({**split_flags, **blending.blend_folders(members, data)})
+            members = [folder / run_name for folder in member_folders.values()]
+            blends.append({**split_flags, **blending.blend_folders(members, data, results_dir / "blend" / run_name)})
     if not config["compare"]:
         return reporting.save_summaries(results_dir, config, model_runs)
     utils.save_json(results_dir / "blend.json", {"splits": blends})
-    return reporting.save_summaries(results_dir, config, {
-        **baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()},
-        "blend of the above (fitted on validation)": [
-            {"split": split["split"], "split_seed": split["split_seed"], **split["blend"]} for split in blends]})
+    runs = {**baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()},
+            BLEND_ROW: [{"split": split["split"], "split_seed": split["split_seed"], **split["blend"]}
+                        for split in blends]}
+    row_folders = {name: [folder / f"run-{index + 1}" for index in range(config["repeats"])]
+                   for name, folder in {**member_folders, BLEND_ROW: results_dir / "blend"}.items()}
+    tests = blending.paired_tests(data, row_folders, {name: reporting.summarise(rows) for name, rows in runs.items()})
+    return reporting.save_summaries(results_dir, config, runs, tests)
+
+
+BLEND_ROW = "blend of the above (fitted on validation)"
 
 
 def models_to_run(config, results_dir, presets):

@@ -137,3 +137,27 @@ def user_scorer(model, inputs, orientation, n_users, n_items, batch_size=1024):
     item_by_user = np.concatenate([predict_rows(model, inputs, np.arange(first, min(first + batch_size, n_items)))
                                    for first in range(0, n_items, batch_size)])
     return lambda users: item_by_user[:, users].T
+
+
+def paired_tests(ratings, predictions, reference, scale):
+    """Is a model's test error different from a reference model's on the same splits? Per split, Student's paired
+    t-test on the two models' squared errors over the same test ratings; across splits, the paired t-test on the
+    split RMSEs (two or more splits). Lists hold one array per split. Returns the mean RMSE difference and the
+    p-values (None where a test cannot be made, e.g. identical predictions)."""
+    from scipy import stats
+
+    def finite(value):
+        return float(value) if np.isfinite(value) else None
+
+    own_rmse, reference_rmse, per_split = [], [], []
+    for truth, own, other in zip(ratings, predictions, reference):
+        own_error = np.square(np.clip(own, *scale) - truth).astype(np.float64)
+        other_error = np.square(np.clip(other, *scale) - truth).astype(np.float64)
+        same = np.array_equal(own_error, other_error)
+        per_split.append(None if same else finite(stats.ttest_rel(own_error, other_error).pvalue))
+        own_rmse.append(np.sqrt(own_error.mean()))
+        reference_rmse.append(np.sqrt(other_error.mean()))
+    difference = np.array(own_rmse) - np.array(reference_rmse)
+    across = (finite(stats.ttest_rel(own_rmse, reference_rmse).pvalue)
+              if len(own_rmse) > 1 and np.any(difference != 0) else None)
+    return {"test_rmse_difference": float(difference.mean()), "p_per_split": per_split, "p_across_splits": across}

@@ -223,9 +223,10 @@ def run_summary(result, split_flags):
     return line
 
 
-def save_summaries(results_dir, config, runs):
-    """--repeats: summary.json of the one configuration; --compare: the comparison table of every model. Each
-    with mean ± std over the splits, printed too."""
+def save_summaries(results_dir, config, runs, tests=({}, None)):
+    """--repeats: summary.json of the one configuration; --compare: the comparison table of every row, with the
+    paired tests `tests` ({row: metrics.paired_tests}, the reference row). Each with mean ± std over the splits,
+    printed too."""
     if not config["compare"]:
         summary = summarise(runs[config["preset"]])
         utils.save_json(results_dir / "summary.json", summary)
@@ -234,21 +235,41 @@ def save_summaries(results_dir, config, runs):
               f"masked RMSE (per-user) {summary['test_masked_rmse_mean']:.4f} ± "
               f"{summary['test_masked_rmse_std']:.4f} (summary.json in {results_dir})")
         return 0
-    save_comparison(results_dir, [{"name": name, **summarise(model_runs)} for name, model_runs in runs.items()])
-    print(f"\nComparison ({config['dataset']}, split {config['split']}, {config['repeats']} split(s)) written to "
-          f"{results_dir}/comparison.md:\n")
+    row_tests, reference = tests
+    rows = [{"name": name, **summarise(model_runs), **row_tests.get(name, {})} for name, model_runs in runs.items()]
+    heading = comparison_heading(config, reference)
+    save_comparison(results_dir, rows, heading)
+    print(f"\nComparison written to {results_dir}/comparison.md:\n")
     print((results_dir / "comparison.md").read_text())
     return 0
 
 
-def save_comparison(results_dir, rows):
-    """comparison.csv, comparison.md (a markdown table) and comparison.png (both test metrics per model). Each row
-    is a model's summary over its runs (summarise): mean ± std where there is more than one run."""
+def comparison_heading(config, reference):
+    """What a comparison table is: its command, data, protocol, machine, and how to read its tests."""
+    command = "python3 main.py " + " ".join(config["argv"])
+    lines = [f"Made by `{command}` on {utils.cpu_description()}, {datetime.now(timezone.utc):%Y-%m-%d}.",
+             f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s); test RMSE (global), "
+             f"predictions clipped to the scale; every selection on validation ratings."]
+    if reference:
+        lines.append(f"Δ: the row's mean test RMSE minus {reference}'s (the strongest Bayesian row). p per split: "
+                     f"Student's paired t-test on the two rows' squared errors over the same test ratings (the "
+                     f"largest p of the splits); p across splits: paired t-test on the split RMSEs.")
+    return lines
+
+
+def save_comparison(results_dir, rows, heading=()):
+    """comparison.csv, comparison.md (the heading, then a markdown table: a column per split, mean ± std, train
+    seconds and the paired tests) and comparison.png (both test metrics per model). Each row is a model's summary
+    over its runs (summarise), with its paired tests where it has them."""
     results_dir = Path(results_dir)
     columns = SUMMARY_KEYS
+    splits = [split_label(run) for run in max((row["runs"] for row in rows), key=len)]
     table = [{"name": row["name"], "n_runs": row["n_runs"],
+              **{f"test_rmse_{label}": run["test_rmse"] for label, run in zip(splits, row["runs"])},
               **{f"{key}_{stat}": row[f"{key}_{stat}"] for key in columns + ["train_seconds"]
-                 for stat in ("mean", "std")}} for row in rows]
+                 for stat in ("mean", "std")},
+              **{key: row.get(key) for key in ("test_rmse_difference", "p_per_split", "p_across_splits")}}
+             for row in rows]
     utils.save_history_csv(results_dir / "comparison.csv", table)
 
     def cell(row, key, digits=4):
@@ -257,31 +278,51 @@ def save_comparison(results_dir, rows):
             return ""
         return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if row["n_runs"] > 1 else "")
 
-    lines = ["| model | test RMSE (global) | test masked RMSE (per-user) | val RMSE (global) | test NDCG@10 | "
-             "test Recall@10 | train seconds |", "|---|---|---|---|---|---|---|"]
+    def tests(row):
+        if row.get("test_rmse_difference") is None:
+            return " | |"
+        p_values = [p for p in row["p_per_split"] if p is not None]
+        return (f" {row['test_rmse_difference']:+.4f} | {max(p_values):.2g} |" if p_values else " 0 | |") + (
+            f" {row['p_across_splits']:.2g}" if row.get("p_across_splits") is not None else "")
+
+    lines = [*heading, "", "| model | " + " | ".join(splits) + " | test RMSE (global) | test masked RMSE (per-user) "
+             "| val RMSE (global) | test NDCG@10 | test Recall@10 | train seconds | Δ | p per split | "
+             "p across splits |", "|---" * (len(splits) + 10) + "|"]
     for row in rows:
-        lines.append(f"| {row['name']} | " + " | ".join(cell(row, key) for key in columns)
-                     + f" | {cell(row, 'train_seconds', 0)} |")
+        per_split = [f"{run['test_rmse']:.4f}" for run in row["runs"]] + [""] * (len(splits) - len(row["runs"]))
+        lines.append(f"| {row['name']} | " + " | ".join(per_split + [cell(row, key) for key in columns])
+                     + f" | {cell(row, 'train_seconds', 0)} |{tests(row)} |")
     utils.write_atomic(results_dir / "comparison.md", lambda path: Path(path).write_text("\n".join(lines) + "\n"))
-    plot_comparison(results_dir / "comparison.png", rows)
+    plot_comparison(results_dir / "comparison.png", rows, heading[1] if len(heading) > 1 else "")
 
 
-def plot_comparison(path, rows):
+def split_label(run):
+    """A split's column name: u1 ... u5, or the split seed."""
+    return run["split"] if run["split"][0] == "u" else f"seed {run['split_seed']}"
+
+
+def plot_comparison(path, rows, title=""):
+    """Both test metrics of every row as horizontal bars (labels never overlap), their error bars the standard
+    deviation over the splits, the axis starting just below the smallest error so that differences show."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    positions = np.arange(len(rows))
-    for offset, key, label in [(-0.2, "test_masked_rmse", "masked RMSE (per-user)"),
-                               (0.2, "test_rmse", "RMSE (global)")]:
-        bars = axes.bar(positions + offset, [row[f"{key}_mean"] for row in rows], width=0.4, label=label,
-                        yerr=[row[f"{key}_std"] for row in rows] if rows[0]["n_runs"] > 1 else None)
-        axes.bar_label(bars, fmt="%.3f", fontsize=7)
-    axes.set_xticks(positions, [row["name"] for row in rows], rotation=15)
-    axes.set_ylim(0.6, max(max(row["test_rmse_mean"], row["test_masked_rmse_mean"]) for row in rows) + 0.05)
-    axes.set_ylabel("test error (lower is better)")
-    axes.legend()
+    rows = [row for row in rows if row["test_rmse_mean"] is not None]
+    figure, axes = plt.subplots(figsize=(9, 1.4 + 0.5 * len(rows)))
+    positions = np.arange(len(rows))[::-1]
+    several = rows[0]["n_runs"] > 1
+    for offset, key, label in [(0.2, "test_rmse", "RMSE (global)"),
+                               (-0.2, "test_masked_rmse", "masked RMSE (per-user)")]:
+        bars = axes.barh(positions + offset, [row[f"{key}_mean"] for row in rows], height=0.4, label=label,
+                         xerr=[row[f"{key}_std"] for row in rows] if several else None)
+        axes.bar_label(bars, fmt="%.4f", fontsize=7, padding=3)
+    axes.set_yticks(positions, [row["name"] for row in rows], fontsize=8)
+    errors = [row[key] for row in rows for key in ("test_rmse_mean", "test_masked_rmse_mean")]
+    axes.set_xlim(min(errors) - 0.03, max(errors) + 0.04)
+    axes.set_xlabel("test error, lower is better" + (" (error bars: ± std over the splits)" if several else ""))
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     utils.write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=110, format="png"))
     plt.close(figure)

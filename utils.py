@@ -149,3 +149,17 @@ class Progress:
     def text(self, now):
         values = "".join(f", {name} {value:.6g}" for name, value in self.values.items())
         return f"  {self.count}/{self.total} {self.unit}s, {now - self.started:.1f} s{values}"
+
+
+def cpu_description():
+    """This machine's CPU, its cores and whether it multiplies bfloat16 natively (AMX, AVX-512 BF16), from Linux'
+    /proc/cpuinfo: what every time this program reports was measured on."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"unknown CPU, {os.cpu_count()} cores"
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    kind = ("AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags
+            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    return f"{name}, {os.cpu_count()} cores, {kind}"

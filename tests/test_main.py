@@ -1,6 +1,7 @@
 """The program as users run it: flags, errors, a short training run and its files, CometML offline, divergence,
 interrupt and resume. Runs on small synthetic data."""
 
+import csv
 import json
 import os
 import signal
@@ -303,7 +304,15 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
     blend = json.loads((results / "blend.json").read_text())["splits"][0]
     members = {row["member"].split("/")[-2] for row in blend["members"]}
-    assert {"bfm", "user-item-bias", "reference", "glocalk"} <= members and blend["n_test"] > 0
+    assert {"bfm", "user-item-bias", "reference", "glocalk", "sparsefc"} <= members and blend["n_test"] > 0
+    assert "Made by `python3 main.py --compare" in table and "strongest Bayesian row" in table
+    with open(results / "comparison.csv") as handle:
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    reference = min(("bmf", "bfm"), key=lambda name: float(rows[name]["test_rmse_mean"]))
+    assert float(rows[reference]["test_rmse_difference"]) == 0.0  # the reference against itself
+    for name in ("global mean", "glocalk preset", "blend of the above (fitted on validation)"):
+        assert rows[name]["p_per_split"] and float(rows[name]["test_rmse_difference"]) == pytest.approx(
+            float(rows[name]["test_rmse_mean"]) - float(rows[reference]["test_rmse_mean"]), abs=1e-9)
 
 
 def test_missing_movies_file_only_loses_titles(movielens_dir, tmp_path, capsys):

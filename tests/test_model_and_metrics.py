@@ -200,3 +200,18 @@ def test_call_at_equals_the_dense_output_at_those_positions(constrained):
     expected = tf.gather_nd(model(inputs), positions)
     np.testing.assert_allclose(fast_path.outputs_at(model, tf.constant(inputs), positions, training=False),
                                expected, rtol=1e-5, atol=1e-6)
+
+
+def test_paired_tests_tell_a_better_model_from_the_same_one():
+    rng = np.random.default_rng(0)
+    truth = [rng.integers(1, 6, 2000).astype(np.float32) for _ in range(3)]
+    reference = [ratings + rng.normal(0, 1.0, ratings.shape) for ratings in truth]
+    better = [ratings + rng.normal(0, 0.6, ratings.shape) for ratings in truth]
+    tests = metrics.paired_tests(truth, better, reference, (1, 5))
+    rmse = [(metrics.global_rmse(t, b, (1, 5)), metrics.global_rmse(t, r, (1, 5)))
+            for t, b, r in zip(truth, better, reference)]
+    assert tests["test_rmse_difference"] == pytest.approx(np.mean([b - r for b, r in rmse]))
+    assert tests["test_rmse_difference"] < 0 and max(tests["p_per_split"]) < 1e-6
+    assert tests["p_across_splits"] < 0.05
+    same = metrics.paired_tests(truth, reference, reference, (1, 5))
+    assert same == {"test_rmse_difference": 0.0, "p_per_split": [None, None, None], "p_across_splits": None}
