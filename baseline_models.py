@@ -127,10 +127,17 @@ def baselines(data, split, names=DEFAULT_BASELINES):
         yield "bfm-probit", fit_bayesian(data, split, True, probit=True), None, {}
 
 
-def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES):
+def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES, keep_finished=False):
     """Both RMSEs (validation and test) of the named baselines, and the ranking metrics (test) where they have
     them. Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's
-    folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py."""
+    folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py; with
+    `keep_finished`, a baseline already there is read back instead of fitted again (--compare --resume)."""
+    if keep_finished and save_to is not None:
+        finished = {name: reporting.finished_result(Path(save_to) / baseline_folder(name) / subfolder)
+                    for name in names}
+        fitted = {result["name"]: result for result in evaluate_baselines(
+            data, split, save_to, subfolder, [name for name in names if not finished[name]])}
+        return [finished[name] or fitted[name] for name in names if finished[name] or name in fitted]
     results = []
     started = time.perf_counter()
     for name, predict, score_users, facts in baselines(data, split, names):

@@ -211,16 +211,9 @@ def time_lbfgs_epochs(model, batch, rounds, iterations, solvers=("scipy", "tenso
         for solver, solve in epochs.items():
             model.set_weights(start)
             evaluations.assign(0)
-            objectives = []
-            started = time.perf_counter()
-            iterations_run = solve(variables, iterations, objectives.append)
-            seconds = time.perf_counter() - started
+            epoch = time_epoch(solve, variables, iterations, evaluations, seconds_per_evaluation)
             if round_index:
-                runs[solver].append({
-                    "seconds_per_epoch": seconds, "seconds_per_iteration": seconds / iterations_run,
-                    "evaluations_per_iteration": int(evaluations.numpy()) / iterations_run,
-                    "objective_share": int(evaluations.numpy()) * seconds_per_evaluation / seconds,
-                    "objective": objectives[-1], "val_rmse": float(batch.scores(False)["val_rmse_clip"])})
+                runs[solver].append({**epoch, "val_rmse": float(batch.scores(False)["val_rmse_clip"])})
     model.set_weights(start)
     result = {solver: {key: round(statistics.median(run[key] for run in solver_runs), 4) for key in solver_runs[0]}
               for solver, solver_runs in runs.items()}
@@ -228,6 +221,18 @@ def time_lbfgs_epochs(model, batch, rounds, iterations, solvers=("scipy", "tenso
         result["scipy"]["seconds_per_epoch"] / result["tensorflow"]["seconds_per_epoch"], 2)
     return {"lbfgs_epoch_iterations": iterations, "seconds_per_evaluation": round(seconds_per_evaluation, 4),
             **result}
+
+
+def time_epoch(solve, variables, iterations, evaluations, seconds_per_evaluation):
+    """One epoch of a solver from the variables' values: its seconds, evaluations and the objective reached."""
+    objectives = []
+    started = time.perf_counter()
+    iterations_run = solve(variables, iterations, objectives.append)
+    seconds = time.perf_counter() - started
+    return {"seconds_per_epoch": seconds, "seconds_per_iteration": seconds / iterations_run,
+            "evaluations_per_iteration": int(evaluations.numpy()) / iterations_run,
+            "objective_share": int(evaluations.numpy()) * seconds_per_evaluation / seconds,
+            "objective": objectives[-1]}
 
 
 def lbfgs_report(dataset, data_dir, rounds, iterations):

@@ -135,30 +135,6 @@ FLAGS = [
 ]
 
 
-def compare_row_names(constants):
-    """What --compare ROWS may name: the presets and the baselines (by their folder names)."""
-    import baseline_models
-
-    return [*constants["PRESETS"], *map(baseline_models.baseline_folder, baseline_models.BASELINES)]
-
-
-def compare_rows(config, constants):
-    """--compare's rows: (the presets, the baselines by name) to run; 'all' is every preset and the default
-    baselines."""
-    import baseline_models
-
-    if config["compare"] == "all":
-        return list(constants["PRESETS"]), list(baseline_models.DEFAULT_BASELINES)
-    rows = [PRESET_ALIASES.get(row.strip(), row.strip()) for row in config["compare"].split(",") if row.strip()]
-    unknown = [row for row in rows if row not in compare_row_names(constants)]
-    if unknown or not rows:
-        raise ConfigError(f"--compare {config['compare']!r}: {', '.join(unknown) or 'no rows'} is not a row. Fix: "
-                          f"name rows among {', '.join(compare_row_names(constants))}, comma-separated, or give "
-                          f"--compare alone for every preset and the default baselines.")
-    baselines = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in rows]
-    return [name for name in constants["PRESETS"] if name in rows], baselines
-
-
 def key_of(flag):
     return flag[2:].replace("-", "_")
 
@@ -171,7 +147,8 @@ def build_parser(description, constants):
                         help="a named set of hyperparameters (PRESETS in main.py)")
     parser.add_argument("--compare", nargs="?", const="all", default=None, metavar="ROWS",
                         help="train every preset and the baselines on the same split(s), or just the comma-separated "
-                             f"ROWS ({', '.join(compare_row_names(constants))}); write comparison.csv/.md/.png")
+                             "ROWS (presets and baselines by name, e.g. deeprec,glocalk,bfm); write "
+                             "comparison.csv/.md/.png")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run whose checkpoint is in --results-dir")
     parser.add_argument("--show-config", action="store_true",

@@ -1,8 +1,9 @@
-"""Full-batch training with L-BFGS, as Sparse FC and GLocal-K train: scipy's L-BFGS-B on TensorFlow's gradients.
+"""Full-batch training with L-BFGS, as Sparse FC and GLocal-K train: an L-BFGS whose state and loop live in
+TensorFlow (the default), or scipy's L-BFGS-B on TensorFlow's gradients (the papers' optimizer).
 
 The objective is the papers': 1/2 * the sum of squared errors over the known train ratings, plus the layers'
-penalties. An epoch is one call of L-BFGS-B of at most `iterations` iterations over the whole train matrix (its
-memory restarts each epoch, as in the papers' code). After each epoch the validation RMSE decides: the best weights
+penalties. An epoch is at most `iterations` L-BFGS iterations over the whole train matrix (its memory restarts
+each epoch, as in the papers' code). After each epoch the validation RMSE decides: the best weights
 are kept, and a stage ends after `patience` epochs without an improvement of at least `min_delta`. The test ratings
 are never read here. GLocal-K trains in two stages: the local autoencoder alone (pre-training), then with the
 global kernel (fine-tuning), starting from the pre-training's best weights.
@@ -308,11 +309,10 @@ def scores_text(scores):
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
           on_epoch=None, solver="tensorflow"):
-    """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage). The model ends with
-    the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel stored.
-    Returns (the history: one dict per epoch, the first stage's best weights, the epoch whose weights the model
-    ends with). KeyboardInterrupt propagates; the last checkpoint stays (with the first stage's best weights once
-    the second stage has begun)."""
+    """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`. The
+    model ends with the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel
+    stored. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch).
+    KeyboardInterrupt propagates; the last checkpoint (with the first stage's best weights) stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
     state = {"history": [], "stage": 0, **NEW_STAGE}
     best_weights = first_stage_weights = None

@@ -9,7 +9,6 @@ Hyperparameters are the constants right below; edit them here or override them w
 """
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -18,13 +17,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
 
 import comet_logger  # noqa: F401  imports comet_ml (when logging is on) before TensorFlow, as comet_ml asks
-import baseline_models
-import blending
+import comparison
 import data_processor
 import distribute
 import reporting
-import utils
-from config import ConfigError, compare_rows, parse_flags, split_of_repeat
+from config import ConfigError, parse_flags
 
 # ----------------------------------------------------------------------------------------------------------------
 # Hyperparameters: the seed's reference run.
@@ -138,7 +135,7 @@ def main(argv=None):
             print(reporting.config_json(config))
             return 0
         if config["compare"] or config["repeats"] > 1:
-            return run_splits(config)
+            return comparison.run_splits(config, run, parse_config, PRESETS)
         return run(config)[0]
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -149,14 +146,13 @@ def main(argv=None):
 
 
 def run(config, data=None, tags=(), first_stage=None):
-    """Train and evaluate one configuration (on `data` when it is already loaded). Returns (exit status,
-    metrics); metrics is None when nothing was evaluated. `first_stage`: (sparsefc's configuration, a folder) where
-    GLocal-K's run also saves its first stage as a sparsefc run."""
+    """Train and evaluate one configuration (on `data` when it is already loaded); GLocal-K also saves its first
+    stage as a sparsefc run with `first_stage` (that configuration, a folder). Returns (exit status, metrics);
+    metrics is None when nothing was evaluated."""
     import inference  # TensorFlow is imported once a run starts: --help and bad flags answer at once
     import recommendations
     import training
 
-    # ---- data ----------------------------------------------------------------------------------------------------
     strategy = distribute.make_strategy(config["distribute"], config["devices"])  # before any TensorFlow work
     chief = distribute.is_chief()
     prepared = data_processor.prepare_run_data(config, data)  # first: bad data leaves no empty results folder
@@ -179,144 +175,21 @@ def run(config, data=None, tags=(), first_stage=None):
             return 1, None
         # ---- evaluation ------------------------------------------------------------------------------------------
         result, predictions = inference.evaluate(network, prepared)
-        result = {"diverged": session.diverged, **result}
         if config["model"] == "kernel":
             result["pre_training"] = training.evaluate_pre_training(config, network, first_stage_weights, prepared)
-        result.update(reporting.run_facts(history, kept_epoch, train_seconds, session.initial_epoch, prepared.split,
-                                          precision, record))
+        result.update(diverged=session.diverged, **reporting.run_facts(
+            history, kept_epoch, train_seconds, session.initial_epoch, prepared.split, precision, record))
         # ---- results ---------------------------------------------------------------------------------------------
         reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
         session.comet.log_result(result, figures)
         if first_stage:
-            save_first_stage_run(*first_stage, network, first_stage_weights, history, prepared)
+            training.save_first_stage_run(*first_stage, network, first_stage_weights, history, prepared)
     if session.interrupted:
         return 130, None
     reporting.print_result(result, results_dir)
-    user_id = prepared.data.user_ids[0]
-    recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0), user_id)
+    recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0), prepared.data.user_ids[0])
     return (1 if session.diverged else 0), result
-
-
-def save_first_stage_run(config, results_dir, network, first_stage_weights, history, prepared):
-    """GLocal-K's first stage saved as the sparsefc run it is (the same epochs and weights that --preset sparsefc
-    trains): its network evaluated, with its own metrics, predictions, history and model."""
-    import inference
-    import lbfgs
-    import training
-
-    results_dir = reporting.prepare_results_dir(results_dir)
-    reporting.clear_previous_run(results_dir)
-    record = reporting.run_record(config, prepared.data, results_dir)
-    local = training.first_stage_network(config, network, first_stage_weights, prepared)
-    stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
-    result, predictions = inference.evaluate(local, prepared)
-    result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
-    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["min_delta"]),
-                                      sum(row["seconds"] for row in stage), 0, prepared.split, "float32", record))
-    reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
-    reporting.save_results(results_dir, local, result, stage, prepared.data, config)
-    print(f"sparsefc (glocalk's first stage): test RMSE (global) {result['test_rmse']:.4f}, in {results_dir}")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Several splits: --repeats N (one configuration) and --compare (every preset and the baselines).
-
-def run_splits(config):
-    """Each split in turn (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; or u1, u2, ...): the configuration, or with
-    --compare the chosen presets and baselines, each run in its own folder. Writes summary.json (one configuration)
-    or comparison.csv/.md/.png (mean ± std over the splits). With --resume, finished members are read back, an
-    interrupted one continues from its checkpoint, and the rest run."""
-    data = data_processor.load_run_data(config)
-    results_dir = reporting.prepare_results_dir(config["results_dir"])
-    presets, baseline_names = compare_rows(config, globals()) if config["compare"] else ([config["preset"]], [])
-    models = models_to_run(config, results_dir, presets)
-    first_stage_shared = shares_first_stage(models)  # sparsefc's run is glocalk's first stage: trained once
-    group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
-    baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
-    member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
-                      **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
-    for index in range(config["repeats"]):
-        split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
-        print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
-              f"{split_flags['split_seed']} ===")
-        if baseline_names:
-            parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
-                                                 config["time_window"])
-            for result in baselines_of_split(data, parts, results_dir, run_name, baseline_names, config["resume"]):
-                baseline_runs.setdefault(result["name"], []).append({**split_flags, **result})
-        for name, (model_config, folder) in models.items():
-            if name == "sparsefc" and first_stage_shared:
-                continue  # written by glocalk's run, below
-            first_stage = (models["sparsefc"][0], models["sparsefc"][1] / run_name) if (
-                name == "glocalk" and first_stage_shared) else None
-            status, result = run_member(name, {**model_config, **split_flags}, folder / run_name, data, group,
-                                        config["resume"], first_stage)
-            if result is None or (status != 0 and not config["compare"]):
-                return status
-            model_runs[name].append(reporting.run_summary(result, split_flags))
-            if first_stage:
-                model_runs["sparsefc"].append(reporting.run_summary(finished_result(first_stage[1]), split_flags))
-        if config["compare"]:  # every finished member of this split, blended on its validation ratings
-            members = [folder / run_name for folder in member_folders.values()]
-            blends.append({**split_flags, **blending.blend_folders(members, data, results_dir / "blend" / run_name)})
-    if not config["compare"]:
-        return reporting.save_summaries(results_dir, config, model_runs)
-    utils.save_json(results_dir / "blend.json", {"splits": blends})
-    runs = {**baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()},
-            BLEND_ROW: [{"split": split["split"], "split_seed": split["split_seed"], **split["blend"]}
-                        for split in blends]}
-    row_folders = {name: [folder / f"run-{index + 1}" for index in range(config["repeats"])]
-                   for name, folder in {**member_folders, BLEND_ROW: results_dir / "blend"}.items()}
-    tests = blending.paired_tests(data, row_folders, {name: reporting.summarise(rows) for name, rows in runs.items()})
-    return reporting.save_summaries(results_dir, config, runs, tests)
-
-
-BLEND_ROW = "blend of the above (fitted on validation)"
-
-
-def models_to_run(config, results_dir, presets):
-    """{preset: (its configuration, its folder)}: the chosen presets with --compare, else the configuration."""
-    if config["compare"]:
-        return {name: (parse_config(config["argv"], preset=name), results_dir / name) for name in presets}
-    return {config["preset"]: (config, results_dir)}
-
-
-def shares_first_stage(models):
-    """Whether the sparsefc row can be glocalk's first stage: both chosen, with the same values but for glocalk's
-    own (the global kernel and the fine-tuning)."""
-    if "sparsefc" not in models or "glocalk" not in models:
-        return False
-    sparsefc, glocalk = models["sparsefc"][0], models["glocalk"][0]
-    own = ["global_kernel_size", "dot_scale", "finetune_epochs", "finetune_iterations", "preset"]
-    return {**glocalk, **{key: sparsefc[key] for key in own}} == sparsefc
-
-
-def run_member(name, member_config, folder, data, group, resume, first_stage):
-    """One member of a split: read back when finished (with --resume), continued from its checkpoint when
-    interrupted, else trained. Returns (status, metrics)."""
-    if resume and finished_result(folder) and (first_stage is None or finished_result(first_stage[1])):
-        print(f"\n=== {name}, split {member_config['split']}: finished in {folder} ===")
-        return 0, finished_result(folder)
-    print(f"\n=== {name}, split {member_config['split']} ===")
-    continues = resume and (folder / "checkpoint.json").is_file()
-    return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,
-               tags=[group], first_stage=first_stage)
-
-
-def finished_result(folder):
-    """metrics.json of a finished run or baseline in `folder`, or None."""
-    path = Path(folder) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def baselines_of_split(data, parts, results_dir, run_name, names, resume):
-    """The named baselines' results on a split; with --resume those already in results_dir are read back."""
-    done = {name: finished_result(results_dir / baseline_models.baseline_folder(name) / run_name) for name in names}
-    fitted = baseline_models.evaluate_baselines(data, parts, results_dir, run_name,
-                                                [name for name in names if not (resume and done[name])])
-    fitted = {result["name"]: result for result in fitted}
-    return [fitted.get(name) or done[name] for name in names if name in fitted or done[name]]
 
 
 if __name__ == "__main__":

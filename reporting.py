@@ -55,6 +55,12 @@ def clear_previous_run(results_dir):
             path.unlink()
 
 
+def finished_result(folder):
+    """metrics.json of a finished run or baseline in `folder`, or None."""
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run_record(config, data, results_dir):
     """The configuration saved with the results (config.json, metrics.json, the checkpoint): every flag, and
     where the data came from (folder, file checksums, the ratings' fingerprint), the program's version and the

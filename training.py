@@ -305,3 +305,20 @@ def evaluate_pre_training(config, network, first_stage_weights, prepared):
         return None
     result, _ = inference.evaluate(first_stage_network(config, network, first_stage_weights, prepared), prepared)
     return {key: value for key, value in result.items() if key in reporting.SUMMARY_KEYS}
+
+
+def save_first_stage_run(config, results_dir, network, first_stage_weights, history, prepared):
+    """GLocal-K's first stage saved as the sparsefc run it is (the same epochs and weights that --preset sparsefc
+    trains): its network evaluated, with its own metrics, predictions, history and model."""
+    results_dir = reporting.prepare_results_dir(results_dir)
+    reporting.clear_previous_run(results_dir)
+    record = reporting.run_record(config, prepared.data, results_dir)
+    local = first_stage_network(config, network, first_stage_weights, prepared)
+    stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
+    result, predictions = inference.evaluate(local, prepared)
+    result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
+    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["min_delta"]),
+                                      sum(row["seconds"] for row in stage), 0, prepared.split, "float32", record))
+    reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
+    reporting.save_results(results_dir, local, result, stage, prepared.data, config)
+    print(f"sparsefc (glocalk's first stage): test RMSE (global) {result['test_rmse']:.4f}, in {results_dir}")

@@ -1,0 +1,120 @@
+"""Several splits: --repeats N of one configuration, and --compare of presets and baselines on the same splits,
+with the blend of each split's members and the comparison table (mean ± std, paired tests). Each member trains in
+a folder of its own; with --resume, finished members are read back and an interrupted one continues.
+
+The one-run function and the presets come from main.py, which calls run_splits.
+"""
+
+import baseline_models
+import blending
+import data_processor
+import reporting
+import utils
+from config import ConfigError, split_of_repeat
+
+
+def run_splits(config, run, parse_config, presets):
+    """Each split in turn (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; or u1, u2, ...): the configuration, or with
+    --compare the chosen presets and baselines, each run in its own folder. `run(config, data, tags, first_stage)`
+    trains one (main.run), `parse_config(argv, preset)` makes a preset's configuration, `presets` main.PRESETS. Writes summary.json (one configuration)
+    or comparison.csv/.md/.png (mean ± std over the splits). With --resume, finished members are read back, an
+    interrupted one continues from its checkpoint, and the rest run."""
+    presets, baseline_names = compare_rows(config, presets) if config["compare"] else ([config["preset"]], [])
+    data = data_processor.load_run_data(config)
+    results_dir = reporting.prepare_results_dir(config["results_dir"])
+    models = models_to_run(config, results_dir, presets, parse_config)
+    first_stage_shared = shares_first_stage(models)  # sparsefc's run is glocalk's first stage: trained once
+    group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
+    baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
+    member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
+                      **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
+    for index in range(config["repeats"]):
+        split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
+        print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
+              f"{split_flags['split_seed']} ===")
+        if baseline_names:
+            parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
+                                                 config["time_window"])
+            for result in baseline_models.evaluate_baselines(data, parts, results_dir, run_name, baseline_names,
+                                                             keep_finished=config["resume"]):
+                baseline_runs.setdefault(result["name"], []).append({**split_flags, **result})
+        for name, (model_config, folder) in models.items():
+            if name == "sparsefc" and first_stage_shared:
+                continue  # written by glocalk's run, below
+            first_stage = (models["sparsefc"][0], models["sparsefc"][1] / run_name) if (
+                name == "glocalk" and first_stage_shared) else None
+            status, result = run_member(run, name, {**model_config, **split_flags}, folder / run_name, data, group,
+                                        config["resume"], first_stage)
+            if result is None or (status != 0 and not config["compare"]):
+                return status
+            model_runs[name].append(reporting.run_summary(result, split_flags))
+            if first_stage:
+                first_stage_result = reporting.finished_result(first_stage[1])
+                model_runs["sparsefc"].append(reporting.run_summary(first_stage_result, split_flags))
+        if config["compare"]:  # every finished member of this split, blended on its validation ratings
+            members = [folder / run_name for folder in member_folders.values()]
+            blends.append({**split_flags, **blending.blend_folders(members, data, results_dir / "blend" / run_name)})
+    if not config["compare"]:
+        return reporting.save_summaries(results_dir, config, model_runs)
+    runs = {**baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()}}
+    return save_comparison(config, data, results_dir, runs, blends, member_folders)
+
+
+def save_comparison(config, data, results_dir, runs, blends, member_folders):
+    """blend.json, and the table of every row and the blend with the paired tests (reporting.save_summaries)."""
+    utils.save_json(results_dir / "blend.json", {"splits": blends})
+    runs = {**runs, BLEND_ROW: [{"split": split["split"], "split_seed": split["split_seed"], **split["blend"]}
+                                for split in blends]}
+    row_folders = {name: [folder / f"run-{index + 1}" for index in range(config["repeats"])]
+                   for name, folder in {**member_folders, BLEND_ROW: results_dir / "blend"}.items()}
+    tests = blending.paired_tests(data, row_folders, {name: reporting.summarise(rows) for name, rows in runs.items()})
+    return reporting.save_summaries(results_dir, config, runs, tests)
+
+
+BLEND_ROW = "blend of the above (fitted on validation)"
+
+
+def compare_rows(config, presets):
+    """--compare's rows: (the presets, the baselines by name) to run; 'all' is every preset and the default
+    baselines. ROWS names presets and baselines by their folder names."""
+    if config["compare"] == "all":
+        return list(presets), list(baseline_models.DEFAULT_BASELINES)
+    names = [*presets, *map(baseline_models.baseline_folder, baseline_models.BASELINES)]
+    rows = [row.strip() for row in config["compare"].split(",") if row.strip()]
+    unknown = [row for row in rows if row not in names]
+    if unknown or not rows:
+        raise ConfigError(f"--compare {config['compare']!r}: {', '.join(unknown) or 'no rows'} is not a row. Fix: "
+                          f"name rows among {', '.join(names)}, comma-separated, or give --compare alone for every "
+                          f"preset and the default baselines.")
+    baselines = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in rows]
+    return [name for name in presets if name in rows], baselines
+
+
+def models_to_run(config, results_dir, presets, parse_config):
+    """{preset: (its configuration, its folder)}: the chosen presets with --compare, else the configuration."""
+    if config["compare"]:
+        return {name: (parse_config(config["argv"], preset=name), results_dir / name) for name in presets}
+    return {config["preset"]: (config, results_dir)}
+
+
+def shares_first_stage(models):
+    """Whether the sparsefc row can be glocalk's first stage: both chosen, with the same values but for glocalk's
+    own (the global kernel and the fine-tuning)."""
+    if "sparsefc" not in models or "glocalk" not in models:
+        return False
+    sparsefc, glocalk = models["sparsefc"][0], models["glocalk"][0]
+    own = ["global_kernel_size", "dot_scale", "finetune_epochs", "finetune_iterations", "preset"]
+    return {**glocalk, **{key: sparsefc[key] for key in own}} == sparsefc
+
+
+def run_member(run, name, member_config, folder, data, group, resume, first_stage):
+    """One member of a split: read back when finished (with --resume), continued from its checkpoint when
+    interrupted, else trained. Returns (status, metrics)."""
+    finished = reporting.finished_result(folder)
+    if resume and finished and (first_stage is None or reporting.finished_result(first_stage[1])):
+        print(f"\n=== {name}, split {member_config['split']}: finished in {folder} ===")
+        return 0, finished
+    print(f"\n=== {name}, split {member_config['split']} ===")
+    continues = resume and (folder / "checkpoint.json").is_file()
+    return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,
+               tags=[group], first_stage=first_stage)
