@@ -41,10 +41,10 @@ def test_blend_never_fits_on_a_test_rating():
     rng = np.random.default_rng(1)
     members = [member(name, split, {part: data.ratings[getattr(split, part)] + rng.normal(0, 0.5, len(
         getattr(split, part))) for part in ("val", "test")}) for name in ("a", "b")]
-    before = blending.blend(members, data)
+    before = blending.blend(members, data)[0]
     changed = data_processor.Ratings(**{**vars(data), "ratings": data.ratings.copy()})
     changed.ratings[split.test] = 6 - changed.ratings[split.test]
-    after = blending.blend(members, changed)
+    after = blending.blend(members, changed)[0]
     assert (after["intercept"], [row["weight"] for row in after["members"]]) == (
         before["intercept"], [row["weight"] for row in before["members"]])
     assert before["blend"]["test_rmse"] < min(row["test_rmse"] for row in before["members"])
