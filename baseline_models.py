@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
 
 import metrics
 import reporting
@@ -45,6 +44,8 @@ def fit_biases(users, items, ratings, n_users, n_items, reg, iterations=BIAS_ITE
 def bayesian_blocks(data, train, implicit):
     """myfm's relation blocks: a row per user (its one-hot, and with `implicit` the items it rated in `train`,
     normalised) and a row per item (its one-hot, and the users who rated it)."""
+    import scipy.sparse
+
     users, items = data.users[train], data.items[train]
 
     def block(count, own, other, other_count):
@@ -65,6 +66,7 @@ def fit_bayesian(data, split, implicit, probit=False, rank=BAYES_RANK, iteration
     regression, predicting the expected level. On ML-100K u1 (training rows alone): bmf 0.9140, bfm 0.8930, bfm
     with ordered probit 0.8913 test RMSE, in 0.5, 1 and 1.7 minutes."""
     import myfm
+    import scipy.sparse
 
     user_block, item_block = bayesian_blocks(data, split.train, implicit)
 

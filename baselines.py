@@ -12,7 +12,8 @@ from pathlib import Path
 
 import baseline_models
 import data_processor
-from config import ConfigError, split_of_repeat
+from comparison import split_of_repeat
+from config import ConfigError
 
 
 def main(argv=None):

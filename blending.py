@@ -14,14 +14,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import KFold
 
 import data_processor
 import metrics
 import reporting
 import utils
-from config import ConfigError
+from utils import ConfigError
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)  # candidate strengths of the ridge penalty on the weights
 CV_FOLDS = 5  # folds of the validation ratings that choose the strength
@@ -85,6 +83,9 @@ def load_data(member):
 def fit_blend(val_predictions, val_ratings, scale):
     """Ridge regression of the validation ratings on the members' (clipped) predictions, the strength chosen by
     CV_FOLDS-fold cross-validation. Returns the fitted model."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+
     features = np.clip(np.column_stack(val_predictions), *scale)
     folds = KFold(CV_FOLDS, shuffle=True, random_state=0)
     return RidgeCV(alphas=RIDGE_ALPHAS, cv=folds, scoring="neg_mean_squared_error").fit(features, val_ratings)

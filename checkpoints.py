@@ -12,8 +12,14 @@ from pathlib import Path
 
 import keras
 
-from config import RESUME_KEYS, ConfigError
-from utils import save_json, stop_signals_held, write_atomic
+from kernel_model import KERNEL_MODEL_KEYS
+from model import MODEL_KEYS
+from utils import ConfigError, save_json, stop_signals_held, write_atomic
+
+# What a --resume must share with the interrupted run: the model, its optimizer and the ratings it trains on.
+RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "model", "optimizer", *MODEL_KEYS,
+               *[key for key in KERNEL_MODEL_KEYS if key not in MODEL_KEYS], "lbfgs_iterations",
+               "finetune_iterations", "ratings_fingerprint"]
 
 
 class CheckpointFiles:

@@ -10,7 +10,7 @@ import blending
 import data_processor
 import reporting
 import utils
-from config import ConfigError, split_of_repeat
+from utils import ConfigError
 
 
 def run_splits(config, run, parse_config, presets):
@@ -118,3 +118,10 @@ def run_member(run, name, member_config, folder, data, group, resume, first_stag
     continues = resume and (folder / "checkpoint.json").is_file()
     return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,
                tags=[group], first_stage=first_stage)
+
+
+def split_of_repeat(config, index):
+    """The split of the index-th repeat: split seed SPLIT_SEED + index, or ML-100K's u<k + index>."""
+    if config["split"][0] == "u" and config["split"][1:].isdigit():
+        return {"split": f"u{int(config['split'][1:]) + index}", "split_seed": config["split_seed"]}
+    return {"split": config["split"], "split_seed": config["split_seed"] + index}

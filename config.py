@@ -1,23 +1,22 @@
 """The command line of main.py: a flag for every constant at its top, presets, and the checks that every
 configuration passes before any data is read or model built.
 
-A configuration is a plain dict of the constants' lower-case names (with the flag's name where the two differ:
-EARLY_STOPPING_PATIENCE is `patience`); it is what config.json records.
+A configuration is a plain dict of the constants' lower-case names; it is what config.json records. Only the
+scripts import this module.
 """
 
 import argparse
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
 import data_processor
+from utils import ConfigError  # noqa: F401  (the scripts take it from here)
 
 
-class ConfigError(Exception):
-    """A hyperparameter or setting the program cannot run with; the message names the flag and the accepted
-    values."""
 
 
 ACTIVATIONS = ["selu", "relu", "elu", "sigmoid", "tanh", "swish", "linear"]
@@ -31,26 +30,15 @@ CHOICES = {
     "lr_schedule": ["none", "step", "plateau"],
     "training_path": ["auto", "sparse", "dense"],
     "precision": ["auto", "float32", "bfloat16"],
-    "dataset": [*data_processor.DATASETS, "csv"],
+    "dataset": list(data_processor.DATASETS),
     "header": ["auto", "yes", "no"],
     "split": data_processor.SPLITS,
-    "time_window": list(data_processor.TIME_WINDOWS),
+    "time_window": data_processor.TIME_WINDOWS,
     "distribute": ["none", "mirrored", "multi-worker"],
     "model": ["deep", "kernel"],
     "lbfgs_solver": ["tensorflow", "scipy"],
 }
 PRESET_ALIASES = {"seed": "reference"}  # earlier names, still accepted
-# The model's hyperparameters: the keys of the configuration passed to DeepAutoEncoder (and saved by its get_config).
-MODEL_KEYS = ["layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
-              "input_dropout", "refeed_steps", "loss"]
-# The same for KernelAutoEncoder (--model kernel).
-KERNEL_MODEL_KEYS = ["layers", "activation", "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale"]
-# What a --resume must share with the interrupted run: the model, its optimizer and the data it trains on.
-RESUME_KEYS = ["dataset", "split", "split_seed", "time_window", "orientation", "model", "optimizer", *MODEL_KEYS,
-               *[key for key in KERNEL_MODEL_KEYS if key not in MODEL_KEYS], "lbfgs_iterations",
-               "finetune_iterations", "ratings_fingerprint"]
-
-
 def parse_layers(text):
     try:
         return [int(size) for size in str(text).split(",")]
@@ -76,72 +64,48 @@ def parse_epochs(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of epochs, e.g. 24,36,48")
 
 
-# Every constant of main.py and its flag: (constant, flag, what the flag reads, help). A flag with CHOICES reads one
-# of them; `bool` flags come with their --no- form.
-FLAGS = [
-    ("LAYERS", "--layers", parse_layers, "hidden sizes, comma-separated"),
-    ("ACTIVATION", "--activation", str, "hidden layers' activation"),
-    ("LAST_ACTIVATION", "--last-activation", str, "output layer's activation"),
-    ("DROPOUT", "--dropout", float, "dropout rate after the latent layer, in [0, 1)"),
-    ("L2_ENCODE", "--l2-encode", float, "L2 on the encoder and latent kernels"),
-    ("L2_DECODE", "--l2-decode", float, "L2 on the decoder and output kernels"),
-    ("LOSS", "--loss", str, "training loss"),
-    ("OPTIMIZER", "--optimizer", str, "optimizer"),
-    ("LEARNING_RATE", "--learning-rate", float, "learning rate"),
-    ("MOMENTUM", "--momentum", float, "SGD momentum"),
-    ("BATCH_SIZE", "--batch-size", int, "rows per training batch"),
-    ("EPOCHS", "--epochs", int, "maximum number of epochs"),
-    ("EARLY_STOPPING_PATIENCE", "--patience", int, "early-stopping patience in epochs"),
-    ("EARLY_STOPPING_MIN_DELTA", "--min-delta", float, "early-stopping minimum improvement"),
-    ("INPUT_FILL", "--input-fill", str, "'zero', 'mean' or a number: what unknown input ratings become"),
-    ("ORIENTATION", "--orientation", str, "rows are users or items"),
-    ("CONSTRAINED", "--constrained", bool, "tied decoder weights"),
-    ("INPUT_DROPOUT", "--input-dropout", float, "dropout on the input ratings, in [0, 1)"),
-    ("REFEED_STEPS", "--refeed-steps", int, "dense re-feeding steps per batch (0 = off)"),
-    ("LR_SCHEDULE", "--lr-schedule", str, "learning-rate schedule"),
-    ("LR_STEP_EPOCHS", "--lr-step-epochs", parse_epochs, "--lr-schedule step: epochs that halve the rate"),
-    ("SEED", "--seed", int, "random seed of the weights, dropout and batch order"),
-    ("MODEL", "--model", str, "'kernel': kernelised layers trained by L-BFGS"),
-    ("KERNEL_DIM", "--kernel-dim", int, "--model kernel: size of each unit's embedding"),
-    ("LAMBDA_2", "--lambda-2", float, "--model kernel: L2 on the weights"),
-    ("LAMBDA_S", "--lambda-s", float, "--model kernel: L2 on the kernel values (sparsity)"),
-    ("LBFGS_ITERATIONS", "--lbfgs-iterations", int, "--model kernel: L-BFGS iterations per epoch"),
-    ("LBFGS_SOLVER", "--lbfgs-solver", str, "--model kernel: L-BFGS in TensorFlow, or scipy's L-BFGS-B"),
-    ("GLOBAL_KERNEL_SIZE", "--global-kernel-size", int, "--model kernel: side of GLocal-K's global kernel (0: none)"),
-    ("DOT_SCALE", "--dot-scale", float, "--model kernel: scale of the global kernel"),
-    ("FINETUNE_EPOCHS", "--finetune-epochs", int, "--global-kernel-size: fine-tuning epochs"),
-    ("FINETUNE_ITERATIONS", "--finetune-iterations", int, "--global-kernel-size: L-BFGS iterations per epoch"),
-    ("DATASET", "--dataset", str, "the data set ('csv': your own ratings file, --ratings-file)"),
-    ("RATINGS_FILE", "--ratings-file", str, "--dataset csv: your ratings file, one rating per line"),
-    ("COLUMNS", "--columns", str, "--dataset csv: user,item,rating[,timestamp] columns by header name or position "
-                                  "from 1 (default: the first fields)"),
-    ("SEPARATOR", "--separator", str, "--dataset csv: field separator, e.g. ',' or '\\t' ('auto': detected)"),
-    ("HEADER", "--header", str, "--dataset csv: whether line 1 names the columns"),
-    ("RATING_SCALE", "--rating-scale", parse_scale, "--dataset csv: low,high[,step], e.g. 1,5 (whole steps) or "
-                                                    "0.5,5,0.5 or 0,1,0 (any value) (default: inferred)"),
-    ("TITLES_FILE", "--titles-file", str, "--dataset csv: optional file of item id and title per line"),
-    ("DATA_DIR", "--data-dir", str, "the data set's folder (default: $MOVIELENS_DIR for ml-1m, else data/<data set>)"),
-    ("SPLIT", "--split", str, "the evaluation protocol ('seed' is the earlier name of 'stratified')"),
-    ("TIME_WINDOW", "--time-window", str, "Netflix --split time: the training window"),
-    ("SPLIT_SEED", "--split-seed", int, "random seed of the split"),
-    ("REPEATS", "--repeats", int, "runs on successive splits; summary.json has mean and std"),
-    ("TRAINING_PATH", "--training-path", str, "sparse batches (fast) or dense arrays (plain Keras)"),
-    ("VALIDATION_BATCH_SIZE", "--validation-batch-size", int, "rows per validation batch"),
-    ("DISTRIBUTE", "--distribute", str, "train on several devices or machines"),
-    ("DEVICES", "--devices", int, "--distribute mirrored: logical CPU devices (0: the GPUs)"),
-    ("PRECISION", "--precision", str, "compute precision of the deep network"),
-    ("RESULTS_DIR", "--results-dir", Path, "where the run's files go"),
-    ("COMET_PROJECT", "--comet-project", str, "CometML project name"),
-]
+# A constant's flag is the --kebab-case of its name, its default the constant, its type the constant's, its help
+# the comment on its line in main.py. Only what cannot be derived is written here: how a list or a path is read
+# (READERS), the accepted values (CHOICES, above), earlier spellings (ALIASES) and the number checks (below).
+READERS = {"LAYERS": parse_layers, "LR_STEP_EPOCHS": parse_epochs, "RATING_SCALE": parse_scale, "RESULTS_DIR": Path}
+ALIASES = {"EARLY_STOPPING_PATIENCE": ["--patience"], "EARLY_STOPPING_MIN_DELTA": ["--min-delta"]}
+NOT_FLAGS = {"PRESETS", "PRESET_DATASET_VALUES"}  # upper-case names of main.py that are tables, not values
+
+
+def flag_of(constant):
+    return "--" + constant.lower().replace("_", "-")
 
 
 def key_of(flag):
     return flag[2:].replace("-", "_")
 
 
-def build_parser(description, constants):
-    """The parser of main.py: a flag for each constant (default: the constant), and the flags that are not
-    hyperparameters."""
+def constant_comments(source):
+    """{constant: the comment on its line} in a Python file of `NAME = value  # comment` lines."""
+    lines = Path(source).read_text().splitlines()
+    return {match.group(1): match.group(2) for match in
+            (re.match(r"([A-Z][A-Z0-9_]*) = .*?  # (.*)$", line) for line in lines) if match}
+
+
+def add_constant_flag(parser, constant, default, help_text):
+    """A constant's flag: bools with their --no- form, CHOICES as choices, READERS or the default's type."""
+    key = constant.lower()
+    names = [flag_of(constant), *ALIASES.get(constant, [])]
+    if isinstance(default, bool):
+        parser.add_argument(*names, dest=key, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        return
+    help_text = f"{help_text} (default {default})"
+    if key in CHOICES:
+        choices = CHOICES[key] + (list(data_processor.SPLIT_ALIASES) if key == "split" else [])
+        parser.add_argument(*names, dest=key, choices=choices, default=default, help=help_text)
+    else:
+        reads = READERS.get(constant) or (type(default) if default is not None else str)
+        parser.add_argument(*names, dest=key, type=reads, default=default, help=help_text)
+
+
+def build_parser(description, constants, source):
+    """The parser of main.py: a flag for each constant (defaults: the constants; help: their comments in
+    `source`, main.py), and the flags that are not hyperparameters."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=[*constants["PRESETS"], *PRESET_ALIASES], default="reference",
                         help="a named set of hyperparameters (PRESETS in main.py)")
@@ -153,23 +117,18 @@ def build_parser(description, constants):
                         help="continue the interrupted run whose checkpoint is in --results-dir")
     parser.add_argument("--show-config", action="store_true",
                         help="print the configuration (constants, preset, flags) as JSON and exit")
-    for constant, flag, reads, help_text in FLAGS:
-        default = constants[constant]
-        if reads is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif key_of(flag) in CHOICES:
-            choices = CHOICES[key_of(flag)] + (list(data_processor.SPLIT_ALIASES) if flag == "--split" else [])
-            parser.add_argument(flag, choices=choices, default=default, help=f"{help_text} (default {default})")
-        else:
-            parser.add_argument(flag, type=reads, default=default, help=f"{help_text} (default {default})")
+    comments = constant_comments(source)
+    for constant, default in constants.items():
+        if constant not in NOT_FLAGS:
+            add_constant_flag(parser, constant, default, comments.get(constant, ""))
     return parser
 
 
-def parse_flags(argv, constants, description, preset=None):
-    """The constants (main.py's upper-case globals, PRESETS and PRESET_DATASET_VALUES among them), then the preset
-    (`preset` wins over --preset) and its values for the data set, then the flags. Returns the validated
-    configuration."""
-    parser = build_parser(description, constants)
+def parse_flags(argv, constants, description, source, preset=None):
+    """The constants (main.py's upper-case globals, PRESETS and PRESET_DATASET_VALUES among them; `source` is
+    main.py, whose comments are the flags' help), then the preset (`preset` wins over --preset) and its values
+    for the data set, then the flags. Returns the validated configuration."""
+    parser = build_parser(description, constants, source)
     known = parser.parse_known_args(argv)[0]
     preset = PRESET_ALIASES.get(preset or known.preset, preset or known.preset)
     parser.set_defaults(**{**constants["PRESETS"][preset],
@@ -193,11 +152,11 @@ NUMBER_CHECKS = [
     (["--dropout", "--input-dropout"], "a fraction in [0, 1)", lambda value: 0 <= value < 1),
     (["--momentum"], "a number in [0, 1)", lambda value: 0 <= value < 1),
     (["--learning-rate"], "a positive number, e.g. 0.001", lambda value: 0 < value < math.inf),
-    (["--min-delta", "--l2-encode", "--l2-decode", "--lambda-2", "--lambda-s", "--dot-scale"], "a number >= 0",
+    (["--early-stopping-min-delta", "--l2-encode", "--l2-decode", "--lambda-2", "--lambda-s", "--dot-scale"], "a number >= 0",
      lambda value: 0 <= value < math.inf),
     (["--refeed-steps", "--global-kernel-size", "--devices"], "an integer >= 0", lambda value: value >= 0),
     (["--seed", "--split-seed"], "an integer in [0, 2^32)", lambda value: 0 <= value < 2 ** 32),
-    (["--batch-size", "--validation-batch-size", "--epochs", "--patience", "--repeats", "--kernel-dim",
+    (["--batch-size", "--validation-batch-size", "--epochs", "--early-stopping-patience", "--repeats", "--kernel-dim",
       "--lbfgs-iterations", "--finetune-epochs", "--finetune-iterations"], "a positive integer",
      lambda value: value > 0),
 ]
@@ -237,12 +196,17 @@ def validate_combinations(config):
             "'zero', 'mean' or a number such as 3")
     require(config, config["training_path"] != "sparse" or fill == "zero", "--training-path",
             "'dense' or 'auto' when --input-fill is not 'zero' (a filled input matrix is dense)")
-    require(config, config["time_window"] == "full" or (config["dataset"], config["split"]) == ("netflix", "time"),
-            "--time-window", "a window of the Netflix time split: add --dataset netflix --split time, or leave it "
-                             "at 'full' (MovieLens' time split tests on the last 10% of its time range)")
-    official = config["split"][0] == "u"
-    require(config, not official or config["dataset"] == "ml-100k", "--split",
-            "u1-u5, ua and ub are ML-100K's official splits: add --dataset ml-100k, or use stratified, random or time")
+    source = data_processor.DATASETS[config["dataset"]]
+    require(config, config["time_window"] == "full" or config["split"] == "time"
+            and config["time_window"] in source.time_windows, "--time-window",
+            f"a window of {config['dataset']}'s time split ({', '.join(source.time_windows) or 'it has none'}) with "
+            f"--split time, or 'full' (the generic time split tests on the last 10% of the time range)")
+    owners = [name for name, other in data_processor.DATASETS.items() if config["split"] in other.splits]
+    splits = ", ".join(["stratified", "random", "time", *source.splits])
+    require(config, config["split"] in ("stratified", "random", "time") or config["split"] in source.splits,
+            "--split", f"a split of {config['dataset']} ({splits})" + (
+                f"; {config['split']} is a split of {', '.join(owners)}: add --dataset {owners[0]}" if owners else ""))
+    official = config["split"] in source.splits
     require(config, not official or config["split"] in ("ua", "ub") and config["repeats"] == 1
             or config["split"][1:].isdigit() and int(config["split"][1:]) + config["repeats"] - 1 <= 5,
             "--split", "with --repeats N, u<k> runs u<k> ... u<k+N-1>, which must stay within u1-u5 "
@@ -284,10 +248,3 @@ def validate_cluster(config):
     require(config, config["distribute"] != "multi-worker" or os.environ.get("TF_CONFIG"), "--distribute",
             "'multi-worker' needs the TF_CONFIG environment variable naming the cluster and this worker's task "
             "(docs/scaling-out.md); for one machine use 'none' or 'mirrored'")
-
-
-def split_of_repeat(config, index):
-    """The split of the index-th repeat: split seed SPLIT_SEED + index, or ML-100K's u<k + index>."""
-    if config["split"][0] == "u" and config["split"][1:].isdigit():
-        return {"split": f"u{int(config['split'][1:]) + index}", "split_seed": config["split_seed"]}
-    return {"split": config["split"], "split_seed": config["split_seed"] + index}

@@ -18,7 +18,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import data_processor
-import inference
 import reporting
 from config import ConfigError
 
@@ -26,6 +25,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", type=Path, default=reporting.DEFAULT_RESULTS_DIR)
     args = parser.parse_args(argv)
+    import inference  # TensorFlow is imported once the arguments are read: --help answers at once
+
     try:
         network, config, prepared = inference.load_run(args.results_dir)
     except (ConfigError, data_processor.DataError) as error:

@@ -16,7 +16,7 @@ import kernel_model  # noqa: F401  registers KernelAutoEncoder with Keras, for l
 import metrics
 import model  # noqa: F401  registers DeepAutoEncoder with Keras, for load_model
 import utils
-from config import ConfigError
+from utils import ConfigError
 
 
 def predict_parts(network, inputs, prepared):

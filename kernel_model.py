@@ -28,6 +28,10 @@ def local_kernel(u, v):
     return tf.nn.relu(1.0 - tf.maximum(squared_distance, 0.0))  # the max: rounding can make a distance negative
 
 
+# The network's hyperparameters: the keys of a run's configuration that KernelAutoEncoder takes.
+KERNEL_MODEL_KEYS = ["layers", "activation", "kernel_dim", "lambda_2", "lambda_s", "global_kernel_size", "dot_scale"]
+
+
 @keras.saving.register_keras_serializable(package="deeprec")
 class KernelDense(keras.layers.Layer):
     """A dense layer whose effective weight is W * K(u, v) (Sparse FC)."""

@@ -33,12 +33,12 @@ L2_ENCODE = 0.001  # L2 on encoder and latent kernels
 L2_DECODE = 0.001  # L2 on decoder and output kernels
 LOSS = "masked_rmse"  # the seed's per-row masked RMSE, or 'masked_mse' (the paper's MMSE over all known ratings)
 OPTIMIZER = "sgd"  # 'sgd' (with MOMENTUM) or 'adam'
-LEARNING_RATE = 0.001
-MOMENTUM = 0.9
-BATCH_SIZE = 512
+LEARNING_RATE = 0.001  # the optimizer's step size
+MOMENTUM = 0.9  # SGD's momentum
+BATCH_SIZE = 512  # rows per training batch
 EPOCHS = 500  # at most: early stopping on the validation loss usually ends the run sooner
-EARLY_STOPPING_PATIENCE = 3  # epochs without improvement of val_loss by at least EARLY_STOPPING_MIN_DELTA
-EARLY_STOPPING_MIN_DELTA = 1e-4
+EARLY_STOPPING_PATIENCE = 3  # epochs without improvement of the validation loss before the run stops
+EARLY_STOPPING_MIN_DELTA = 1e-4  # the least decrease of the validation loss that counts as an improvement
 INPUT_FILL = "zero"  # unknown input ratings: 'zero', 'mean' (the row's mean rating) or a number; targets stay masked
 # The paper's techniques beyond the seed (all off in the seed's run).
 ORIENTATION = "user"  # 'user': a row is a user's ratings (the seed, the paper); 'item': a row is an item's (I-AutoRec)
@@ -70,8 +70,9 @@ SEPARATOR = "auto"  # 'csv': ',', ';', '|', '\t', ' ' or '::'; 'auto': the first
 HEADER = "auto"  # 'csv': 'yes', 'no' or 'auto' (line 1 is a header if its rating is not a number)
 RATING_SCALE = None  # 'csv': [low, high] (whole steps) or [low, high, step] (0: any value); None: inferred, printed
 TITLES_FILE = None  # 'csv', optional: item id and title per line, for recommendations
-SPLIT = "stratified"  # 'stratified' (the seed's 81/9/10 stratified by user), 'random' (90/10, 5% of the 90 validates),
-# 'u1'-'u5', 'ua', 'ub' (ML-100K's official files) or 'time' (train on a time window, test on the next: the paper's)
+# Splits: 'stratified' (the seed's 81/9/10 stratified by user), 'random' (90/10, 5% of the 90 validates), 'u1'-'u5',
+# 'ua', 'ub' (ML-100K's official files) or 'time' (train on a time window, test on the next: the paper's protocol).
+SPLIT = "stratified"  # the evaluation protocol ('seed' is the earlier name of 'stratified')
 TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the paper's windows)
 SPLIT_SEED = data_processor.SPLIT_SEED  # random draws of the split
 REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; u1, u2, ...): mean and std
@@ -81,10 +82,11 @@ TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 
 VALIDATION_BATCH_SIZE = 4096  # rows per validation batch; validation only reads, so larger batches only add speed
 # Scaling out: 'none', 'mirrored' (the local GPUs, or DEVICES logical CPU devices) or 'multi-worker' (machines named
 # in the TF_CONFIG environment variable). BATCH_SIZE stays the global batch: the same steps as on one device.
-DISTRIBUTE = "none"
+DISTRIBUTE = "none"  # train on several devices or machines: 'none', 'mirrored' or 'multi-worker'
 DEVICES = 0  # with 'mirrored': split the CPU into this many logical devices (testing without GPUs); 0: the GPUs
-PRECISION = "auto"  # 'float32', 'bfloat16' (bfloat16 compute, float32 weights) or 'auto': bfloat16 where the hardware
-# multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere
+# Precision of the deep network: 'bfloat16' computes in bfloat16 with float32 weights; 'auto' takes it where the
+# hardware multiplies it natively (CPUs with AMX or AVX-512 BF16, GPUs from Ampere on), float32 elsewhere.
+PRECISION = "auto"  # compute precision of the deep network: 'auto', 'float32' or 'bfloat16'
 # Files and logging.
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "latest"  # results/reference holds the README's runs
 COMET_PROJECT = "deep-autoencoders-cf"  # CometML project (logging is on with COMET_API_KEY or COMET_MODE=offline)
@@ -96,21 +98,21 @@ PRESETS = {
         # squared error on known ratings, L2 (strength picked on the validation ratings)
         orientation="item", layers=[500], activation="sigmoid", last_activation="linear", dropout=0.0,
         loss="masked_mse", optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=1e-4, l2_decode=1e-4,
-        epochs=200, patience=5),
+        epochs=200, early_stopping_patience=5),
     "deeprec": dict(  # the best of the paper's techniques on MovieLens-1M, searched on the validation ratings
         # (docs/preset-search.md): item rows, the paper's masked MSE, a learning rate halved on plateaus; depth,
         # SELU, dropout, re-feeding and tied weights did not help here
         orientation="item", layers=[1000], activation="sigmoid", last_activation="linear", dropout=0.0,
         loss="masked_mse", optimizer="adam", learning_rate=0.001, batch_size=256, l2_encode=1e-4, l2_decode=1e-4,
-        lr_schedule="plateau", epochs=200, patience=8),
+        lr_schedule="plateau", epochs=200, early_stopping_patience=8),
     "sparsefc": dict(  # Sparse FC (Muller et al. 2018): item rows, two kernelised sigmoid layers of 500 units, unit
         # embeddings of size 5, full-batch L-BFGS; GLocal-K's values of lambda (its pre-training is this network)
         model="kernel", orientation="item", layers=[500, 500], activation="sigmoid", kernel_dim=5, lambda_2=70.0,
-        lambda_s=0.018, global_kernel_size=0, epochs=20, lbfgs_iterations=50, patience=5),
+        lambda_s=0.018, global_kernel_size=0, epochs=20, lbfgs_iterations=50, early_stopping_patience=5),
     "glocalk": dict(  # GLocal-K (Han et al. 2021): sparsefc pre-trained, then fine-tuned with a 3x3 global kernel
         model="kernel", orientation="item", layers=[500, 500], activation="sigmoid", kernel_dim=5, lambda_2=70.0,
         lambda_s=0.018, global_kernel_size=3, dot_scale=0.5, epochs=20, lbfgs_iterations=50, finetune_epochs=30,
-        finetune_iterations=10, patience=5),
+        finetune_iterations=10, early_stopping_patience=5),
 }
 # The papers tune the kernel networks per data set: these values replace a preset's on that data set (GLocal-K's
 # published settings for ML-100K; the presets above hold its ML-1M ones).
@@ -125,7 +127,7 @@ PRESET_DATASET_VALUES = {
 def parse_config(argv=None, preset=None):
     """The constants above (every upper-case name of this file), then the preset, then the flags."""
     constants = {name: value for name, value in globals().items() if name.isupper()}
-    return parse_flags(argv, constants, __doc__, preset)
+    return parse_flags(argv, constants, __doc__, __file__, preset)
 
 
 def main(argv=None):

@@ -78,6 +78,9 @@ def masked_mse(y_true, y_pred, clip=None):
 
 
 LOSSES = {"masked_rmse": masked_rmse, "masked_mse": masked_mse}
+# The network's hyperparameters: the keys of a run's configuration that DeepAutoEncoder takes (and get_config saves).
+MODEL_KEYS = ["layers", "activation", "last_activation", "dropout", "l2_encode", "l2_decode", "constrained",
+              "input_dropout", "refeed_steps", "loss"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

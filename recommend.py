@@ -22,7 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import data_processor
-import inference
 import recommendations
 import reporting
 from config import ConfigError
@@ -109,6 +108,8 @@ def answer(args, network, prepared):
 
 def main(argv=None):
     args = parse_args(argv)
+    import inference  # TensorFlow is imported once the arguments are read: --help answers at once
+
     try:
         network, config, prepared = inference.load_run(args.results_dir)
         answer(args, network, prepared)

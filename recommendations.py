@@ -6,12 +6,11 @@ Predictions come from each user's training ratings, as in evaluation; an item th
 split is never recommended. Items are ranked by the unclipped prediction and shown clipped to the rating scale.
 """
 
+import csv
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-import scipy.sparse
 
 import metrics
 import utils
@@ -47,6 +46,8 @@ def rated_matrix(data, orientation):
     network's rows."""
     rows, cols = (data.users, data.items) if orientation == "user" else (data.items, data.users)
     shape = (data.n_users, data.n_items) if orientation == "user" else (data.n_items, data.n_users)
+    import scipy.sparse
+
     return scipy.sparse.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=shape)
 
 
@@ -106,30 +107,31 @@ def write_all_users(path, network, prepared, users, count):
     data = prepared.data
     started = time.perf_counter()
     steps = len(users) if prepared.orientation == "user" else data.n_items
-    progress = keras.utils.Progbar(steps, unit_name="user" if prepared.orientation == "user" else "item")
+    progress = utils.Progress(steps, "user" if prepared.orientation == "user" else "item")
     titles = np.array([data.titles.get(item, "") for item in range(data.n_items)], dtype=object)
 
     def write(temporary):
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            handle.write("user_id,rank,item_id,predicted_rating,title\n")
+            writer = csv.writer(handle)  # quotes ids and titles that hold a comma, a quote or a line break
+            writer.writerow(["user_id", "rank", "item_id", "predicted_rating", "title"])
             for batch, items, scores in top_n_batches(network, prepared, users, count, progress):
-                handle.writelines(recommendation_lines(data, batch, items, scores, titles))
+                writer.writerows(recommendation_rows(data, batch, items, scores, titles))
+        progress.done()
 
     utils.write_atomic(Path(path), write)
     return len(users), time.perf_counter() - started
 
 
-def recommendation_lines(data, users, items, scores, titles):
-    """CSV lines of a batch of users' top-N (quoted titles, unrated-item slots left out)."""
+def recommendation_rows(data, users, items, scores, titles):
+    """CSV rows of a batch of users' top-N (unrated-item slots left out)."""
     clipped = np.clip(scores, *data.scale[:2])
-    lines = []
+    rows = []
     for user, user_items, user_scores, user_clipped in zip(users, items, scores, clipped):
         user_id = data.user_ids[user]
         for rank, (item, score, shown) in enumerate(zip(user_items, user_scores, user_clipped), start=1):
             if np.isfinite(score):
-                title = str(titles[item]).replace('"', '""')
-                lines.append(f'{user_id},{rank},{data.item_ids[item]},{shown:.4f},"{title}"\n')
-    return lines
+                rows.append([user_id, rank, data.item_ids[item], f"{shown:.4f}", titles[item]])
+    return rows
 
 
 def cold_user_top_n(network, prepared, ratings, count=10):

@@ -14,7 +14,7 @@ import numpy as np
 
 import data_processor
 import utils
-from config import ConfigError
+from utils import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_RESULTS_DIR = PROJECT_DIR / "results" / "latest"  # main.py's RESULTS_DIR: where evaluate.py, recommend.py look

@@ -23,9 +23,10 @@ import lbfgs
 import model as model_module
 import reporting
 import utils
-from checkpoints import KerasCheckpoint, LbfgsCheckpoint, ResumableEarlyStopping
+from checkpoints import RESUME_KEYS, KerasCheckpoint, LbfgsCheckpoint, ResumableEarlyStopping
 from comet_logger import CometLogger
-from config import KERNEL_MODEL_KEYS, MODEL_KEYS, RESUME_KEYS
+from kernel_model import KERNEL_MODEL_KEYS
+from model import MODEL_KEYS
 
 
 class Session:
@@ -201,8 +202,8 @@ def keras_callbacks(config, session):
     """Stop on NaN, early stopping (counting resumed epochs), the checkpoint, CometML per epoch, the schedule."""
     checkpoint = session.checkpoint
     callbacks = [keras.callbacks.TerminateOnNaN(),
-                 ResumableEarlyStopping(checkpoint.history, monitor="val_loss", min_delta=config["min_delta"],
-                                        patience=config["patience"]),
+                 ResumableEarlyStopping(checkpoint.history, monitor="val_loss", min_delta=config["early_stopping_min_delta"],
+                                        patience=config["early_stopping_patience"]),
                  checkpoint,
                  keras.callbacks.LambdaCallback(
                      on_epoch_end=lambda epoch, logs: session.comet.log_metrics(logs, epoch=epoch + 1))]
@@ -275,7 +276,7 @@ def fit_lbfgs(config, network, prepared, session):
         stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
     try:
         history, first_stage_weights, kept_epoch = lbfgs.train(
-            network, prepared.train, prepared.val, stages, config["patience"], config["min_delta"], session.checkpoint,
+            network, prepared.train, prepared.val, stages, config["early_stopping_patience"], config["early_stopping_min_delta"], session.checkpoint,
             resume=config["resume"], solver=config["lbfgs_solver"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:
@@ -317,7 +318,7 @@ def save_first_stage_run(config, results_dir, network, first_stage_weights, hist
     stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
     result, predictions = inference.evaluate(local, prepared)
     result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
-    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["min_delta"]),
+    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["early_stopping_min_delta"]),
                                       sum(row["seconds"] for row in stage), 0, prepared.split, "float32", record))
     reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
     reporting.save_results(results_dir, local, result, stage, prepared.data, config)

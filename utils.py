@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+class ConfigError(Exception):
+    """A hyperparameter or setting the program cannot run with; the message names the flag and the accepted
+    values."""
+
+
 UMASK = os.umask(0o022)
 os.umask(UMASK)
 

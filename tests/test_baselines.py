@@ -6,13 +6,14 @@ import numpy as np
 import baseline_models
 import baselines
 import data_processor
+from datasets import splits
 import metrics
 from conftest import low_rank_ratings
 
 
 def test_bayesian_baselines_beat_the_bias_baseline_on_low_rank_data():
     data = low_rank_ratings()
-    split = data_processor.random_split(data, 3)
+    split = splits.random_split(data, 3)
     results = {result["name"]: result
                for result in baseline_models.evaluate_baselines(data, split, names=baseline_models.BASELINES)}
     assert set(results) == {"global mean", "user+item bias", "bmf", "bfm", "bfm-probit"}
@@ -22,7 +23,7 @@ def test_bayesian_baselines_beat_the_bias_baseline_on_low_rank_data():
 
 def test_bayesian_fit_never_reads_a_validation_or_test_rating():
     data = low_rank_ratings(seed=1)
-    split = data_processor.random_split(data, 4)
+    split = splits.random_split(data, 4)
     predict = baseline_models.fit_bayesian(data, split, implicit=True, iterations=30, burn_in=10)
     before = predict(data.users[split.test], data.items[split.test])
     scrambled = data_processor.Ratings(**{**vars(data), "ratings": data.ratings.copy()})

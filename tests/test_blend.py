@@ -8,6 +8,7 @@ import baseline_models
 import blend
 import blending
 import data_processor
+from datasets import splits
 from conftest import low_rank_ratings, write_movielens
 from config import ConfigError
 
@@ -27,7 +28,7 @@ def test_blend_recovers_known_weights():
 
 def test_blend_refuses_members_of_other_data_or_another_split(tmp_path):
     data = low_rank_ratings()
-    split, other = data_processor.random_split(data, 1), data_processor.random_split(data, 2)
+    split, other = splits.random_split(data, 1), splits.random_split(data, 2)
     predictions = {"val": np.full(len(split.val), 3.0), "test": np.full(len(split.test), 3.0)}
     with pytest.raises(ConfigError, match="another split"):
         blending.check_members([member("a", split, predictions), member("b", other, predictions)])
@@ -37,7 +38,7 @@ def test_blend_refuses_members_of_other_data_or_another_split(tmp_path):
 
 def test_blend_never_fits_on_a_test_rating():
     data = low_rank_ratings()
-    split = data_processor.random_split(data, 3)
+    split = splits.random_split(data, 3)
     rng = np.random.default_rng(1)
     members = [member(name, split, {part: data.ratings[getattr(split, part)] + rng.normal(0, 0.5, len(
         getattr(split, part))) for part in ("val", "test")}) for name in ("a", "b")]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import data_processor
+from datasets import own_csv
 import evaluate
 import main
 from conftest import REAL_DATA_DIR, write_ml100k, write_movielens
@@ -82,12 +83,12 @@ def test_own_csv_ids_that_are_numbers_sort_as_numbers(tmp_path):
     rows = [(user, item, (user + item) % 5 + 1) for user in (2, 10, 1) for item in (30, 4, 200)]
     ordered = tmp_path / "ordered.csv"
     ordered.write_text("".join(f"{u},{i},{r}\n" for u, i, r in rows))
-    data = data_processor.load_csv(data_processor.CsvFormat(str(ordered)))
+    data = data_processor.load_data("csv", None, own_csv.CsvFormat(str(ordered)))
     assert data.user_ids.tolist() == ["1", "2", "10"] and data.item_ids.tolist() == ["4", "30", "200"]
     assert data.users.tolist() == sorted(data.users.tolist())  # canonical: by user, then item
     reversed_file = tmp_path / "reversed.csv"
     reversed_file.write_text("".join(f"{u},{i},{r}\n" for u, i, r in reversed(rows)))
-    other = data_processor.load_csv(data_processor.CsvFormat(str(reversed_file)))
+    other = data_processor.load_data("csv", None, own_csv.CsvFormat(str(reversed_file)))
     assert data_processor.ratings_fingerprint(other) == data_processor.ratings_fingerprint(data)
 
 

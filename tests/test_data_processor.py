@@ -1,5 +1,6 @@
 """Loading, validation, splitting and matrices of data_processor.py, on synthetic data."""
 
+import dataclasses
 import re
 import zipfile
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import data_processor
+from datasets import lines, movielens
 from conftest import write_movielens
 from data_processor import DataError
 
@@ -23,7 +25,7 @@ def test_loads_official_layout_with_dense_ids(movielens_dir):
     assert data.ratings.dtype == np.float32 and set(np.unique(data.ratings)) <= {1, 2, 3, 4, 5}
     assert (data.n_users, data.n_items) == (60, 40)
     assert data.titles[0] == "Movie 1: Caf\u00e9 (1951)"  # latin-1 and a single ':' inside a title
-    assert data.timestamps is not None and data.files["ratings.dat"] == data_processor.hash_of(
+    assert data.timestamps is not None and data.files["ratings.dat"] == data_processor.download.hash_of(
         movielens_dir / "ratings.dat")
 
 
@@ -40,9 +42,9 @@ def test_huge_ids_are_indexed_densely(tmp_path):
 
 
 def test_lines_without_timestamp_give_the_same_ratings(tmp_path):
-    with_time = data_processor.read_movielens_ratings(
+    with_time = movielens.read_movielens_ratings(
         write_movielens(tmp_path / "a", timestamps=True) / "ratings.dat", "ml-1m")
-    without_time = data_processor.read_movielens_ratings(
+    without_time = movielens.read_movielens_ratings(
         write_movielens(tmp_path / "b", timestamps=False) / "ratings.dat", "ml-1m")
     for left, right in zip(with_time[:3], without_time[:3]):
         np.testing.assert_array_equal(left, right)
@@ -69,7 +71,7 @@ def test_each_malformed_ratings_line_is_named(tmp_path, bad_line, words):
     path = tmp_path / "ratings.dat"
     path.write_text(f"1::5::3::978300000\n2::5::4::978300001\n{bad_line}\n4::1::2::978300002\n")
     with pytest.raises(DataError) as error:
-        data_processor.read_movielens_ratings(path, "ml-1m")
+        movielens.read_movielens_ratings(path, "ml-1m")
         data_processor.load_dataset("ml-1m", tmp_path)  # the duplicate is found once the ids are indexed
     message = str(error.value)
     assert str(path) in message
@@ -81,11 +83,11 @@ def test_empty_and_utf16_files_are_refused(tmp_path):
     empty = tmp_path / "ratings.dat"
     empty.write_text("")
     with pytest.raises(DataError, match="is empty"):
-        data_processor.read_movielens_ratings(empty, "ml-1m")
+        movielens.read_movielens_ratings(empty, "ml-1m")
     utf16 = tmp_path / "movies.dat"
     utf16.write_text("1::Toy Story (1995)::Animation\n", encoding="utf-16")
     with pytest.raises(DataError, match="not latin-1"):
-        data_processor.read_titles(utf16, "ml-1m", "::", fields=3)
+        lines.read_titles(utf16, movielens.hint("ml-1m"), "::", fields=3)
 
 
 def test_users_and_movies_files_are_validated(movielens_dir):
@@ -134,7 +136,8 @@ def test_matrices_hold_ratings_at_their_positions(movielens_dir):
     split = data_processor.split_ratings(data)
     rows, cols, ratings = data_processor.triples(data, split.train)
     shape = data_processor.matrix_shape(data)
-    dense = data_processor.rating_matrix(rows, cols, ratings, shape)
+    dense = np.zeros(shape, np.float32)
+    dense[rows, cols] = ratings
     sparse = data_processor.sparse_rating_matrix(rows, cols, ratings, shape)
     assert dense.shape == (60, 40) and dense.dtype == np.float32
     np.testing.assert_array_equal(dense, sparse.toarray())
@@ -172,16 +175,16 @@ def make_zip(tmp_path):
 
 def test_download_verifies_checksum_and_unpacks(tmp_path, monkeypatch):
     zip_path = make_zip(tmp_path)
-    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
-                        "url": zip_path.as_uri(), "sha256": data_processor.hash_of(zip_path)})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", dataclasses.replace(data_processor.DATASETS["ml-1m"],
+                        url=zip_path.as_uri(), checksum=data_processor.download.hash_of(zip_path)))
     target = tmp_path / "data" / "ml-1m"
     assert data_processor.ensure_dataset("ml-1m", target) == target
     assert len(load(target).ratings) > 0
 
 
 def test_download_with_wrong_checksum_is_refused_and_removed(tmp_path, monkeypatch):
-    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
-                        "url": make_zip(tmp_path).as_uri()})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", dataclasses.replace(data_processor.DATASETS["ml-1m"],
+                        url=make_zip(tmp_path).as_uri()))
     target = tmp_path / "data" / "ml-1m"
     with pytest.raises(DataError) as error:
         data_processor.ensure_dataset("ml-1m", target)
@@ -190,8 +193,8 @@ def test_download_with_wrong_checksum_is_refused_and_removed(tmp_path, monkeypat
 
 
 def test_offline_download_names_folder_url_and_fixes(tmp_path, monkeypatch):
-    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
-                        "url": (tmp_path / "nowhere.zip").as_uri()})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", dataclasses.replace(data_processor.DATASETS["ml-1m"],
+                        url=(tmp_path / "nowhere.zip").as_uri()))
     target = tmp_path / "data" / "ml-1m"
     with pytest.raises(DataError) as error:
         data_processor.ensure_dataset("ml-1m", target)

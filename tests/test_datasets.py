@@ -1,6 +1,7 @@
 """Every data set's format, every split's invariants and repeated runs, on small files the tests write; ML-100K's
 official folder when it is found."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import data_processor
+from datasets import splits
 import main
 from conftest import PROJECT_DIR, write_ml10m, write_ml100k, write_ml20m, write_movielens, write_netflix
 from data_processor import DataError
@@ -105,7 +107,7 @@ def test_random_split_is_90_10_with_validation_from_the_90(movielens_dir):
     disjoint_and_complete(data, parts)
     n = len(data.ratings)
     assert len(parts.test) == round(0.1 * n)
-    assert len(parts.val) == round(data_processor.RANDOM_VAL_FRACTION * (n - len(parts.test)))
+    assert len(parts.val) == round(splits.RANDOM_VAL_FRACTION * (n - len(parts.test)))
     assert not np.array_equal(parts.test, data_processor.split_ratings(data, "random", 4).test)
 
 
@@ -202,8 +204,8 @@ def test_download_verifies_against_the_published_md5(tmp_path, monkeypatch):
             archive.write(source / name, f"ml-10M100K/{name}")
     digest = hashlib.md5(served.read_bytes()).hexdigest()
     (tmp_path / "served" / "ml-10m.zip.md5").write_text(f"MD5 (ml-10m.zip) = {digest}\n")
-    monkeypatch.setitem(data_processor.DATASETS, "ml-10m", {**data_processor.DATASETS["ml-10m"],
-                        "url": served.as_uri()})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-10m", dataclasses.replace(data_processor.DATASETS["ml-10m"],
+                        url=served.as_uri()))
     target = tmp_path / "data" / "ml-10M100K"
     data = data_processor.load_data("ml-10m", str(target))
     assert len(data.ratings) == len((source / "ratings.dat").read_text().splitlines())

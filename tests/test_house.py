@@ -1,29 +1,43 @@
-"""The shape of the code: no import circle, no script importing another, main.py short, functions short, and a flag
-for every constant of main.py."""
+"""The shape of the code: no import circle, no script importing another, main.py short, modules and functions
+short, the data layer's door, toolkit and generic splits naming no format, --help cheap by the import graph, and
+exactly one flag for every constant of main.py."""
 
+import argparse
 import ast
+import re
 
 import config
 import main
 from conftest import PROJECT_DIR
 
 SCRIPTS = {"main", "evaluate", "recommend", "baselines", "benchmark", "blend"}
-MODULES = {path.stem: path for path in PROJECT_DIR.glob("*.py")}
+MODULES = {**{path.stem: path for path in PROJECT_DIR.glob("*.py")},
+           **{f"datasets.{path.stem}": path for path in (PROJECT_DIR / "datasets").glob("*.py")}}
+MODULES["datasets"] = MODULES.pop("datasets.__init__")
+HEAVY = {"tensorflow", "keras", "sklearn", "pandas", "scipy", "comet_ml", "matplotlib", "myfm"}
 
 
-def imports_of(path):
-    """The project modules a file imports, anywhere in it (imports inside functions included)."""
+def imported_names(path, module_level_only=False):
+    """The modules a file imports (dotted names), anywhere in it or only at module level."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes:
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module.split(".")[0])
-    return names & set(MODULES)
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & set(MODULES)
+            names |= submodules or {node.module}  # from datasets import splits: the module datasets.splits
+    return names
+
+
+def project_imports(path, module_level_only=False):
+    own = "datasets" if path.name == "__init__.py" else None  # the package's own modules, not itself
+    return {name for name in imported_names(path, module_level_only) if name in MODULES and name != own}
 
 
 def test_no_import_cycle_and_no_script_imports_another():
-    graph = {name: imports_of(path) for name, path in MODULES.items()}
+    graph = {name: project_imports(path) for name, path in MODULES.items()}
     for script in SCRIPTS:
         assert not graph[script] & SCRIPTS, f"{script}.py imports the script(s) {graph[script] & SCRIPTS}"
 
@@ -34,22 +48,65 @@ def test_no_import_cycle_and_no_script_imports_another():
 
     for name in graph:
         visit(name, [])
+    below_scripts = set(MODULES) - SCRIPTS - {"config"}
+    assert not {name for name in below_scripts if "config" in graph[name]}, "a library module imports config"
 
 
-def test_main_is_short_and_every_function_reads_on_a_screen():
+def test_main_is_short_and_every_module_and_function_reads_on_a_screen():
     assert len((PROJECT_DIR / "main.py").read_text().splitlines()) <= 300
+    assert len((PROJECT_DIR / "data_processor.py").read_text().splitlines()) < 300
     for name, path in MODULES.items():
+        assert len(path.read_text().splitlines()) <= 450, f"{name} is over 450 lines"
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 45, f"{name}.{node.name} is {length} lines long"
 
 
-def test_every_constant_of_main_has_a_flag_and_is_recorded():
-    constants = {name for name in vars(main) if name.isupper()} - {"PRESETS", "PRESET_DATASET_VALUES"}
-    flagged = {constant for constant, *_ in config.FLAGS}
-    assert constants == flagged
-    parsed = main.parse_config(["--lr-step-epochs", "5,9", "--comet-project", "mine"])
+def test_the_door_the_toolkit_and_the_generic_splits_name_no_format():
+    formats = re.compile(r"ml-\d|movielens|grouplens|netflix|own_csv|[\"']csv[\"']|--dataset csv|u\.data|ratings\.dat"
+                         r"|\bu[1-5]\b|\bua\b|ml100k", re.IGNORECASE)
+    for name in ["data_processor", "datasets.lines", "datasets.splits", "datasets.source", "datasets.download"]:
+        code = "\n".join(line for line in MODULES[name].read_text().splitlines())
+        assert not formats.search(code), f"{name} names a format: {formats.search(code).group(0)!r}"
+
+
+def test_scripts_import_no_heavy_library_before_their_work_starts():
+    """--help and a bad flag answer at once: what the scripts import at module level, followed through the
+    project's modules, reaches none of TensorFlow, scikit-learn, pandas, SciPy, comet_ml, matplotlib, myfm."""
+    def reached(name, seen):
+        if name in seen:
+            return set()
+        seen.add(name)
+        imports = imported_names(MODULES[name], module_level_only=True)
+        heavy = {module.split(".")[0] for module in imports} & HEAVY
+        for module in imports & set(MODULES):
+            heavy |= {f"{module} -> {found}" for found in reached(module, seen)}
+        return heavy
+
+    for script in SCRIPTS - {"benchmark"}:
+        assert not reached(script, set()), f"{script}.py imports at module level: {reached(script, set())}"
+
+
+def test_every_constant_of_main_has_exactly_one_flag_derived_from_it():
+    constants = {name for name in vars(main) if name.isupper()} - config.NOT_FLAGS
+    parser = config.build_parser("", {name: getattr(main, name) for name in vars(main) if name.isupper()},
+                                 main.__file__)
+    by_key = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        by_key.setdefault(action.dest, []).append(action)
+    for constant in constants:
+        actions = by_key.get(constant.lower(), [])
+        assert len(actions) == 1, f"{constant} has {len(actions)} flags"
+        assert config.flag_of(constant) in actions[0].option_strings
+        assert actions[0].default == getattr(main, constant) and actions[0].help, constant
+    # Written by hand only what cannot be derived: readers of lists and paths, choices, earlier spellings.
+    for constant in config.READERS:
+        assert isinstance(getattr(main, constant), (list, type(main.RESULTS_DIR))) or getattr(main, constant) is None
+    assert set(config.CHOICES) <= {name.lower() for name in constants}
+    parsed = main.parse_config(["--lr-step-epochs", "5,9", "--comet-project", "mine", "--patience", "7",
+                                "--min-delta", "0.01"])
     assert parsed["lr_step_epochs"] == [5, 9] and parsed["comet_project"] == "mine"
-    for constant, flag, *_ in config.FLAGS:
-        assert config.key_of(flag) in parsed, constant
+    assert (parsed["early_stopping_patience"], parsed["early_stopping_min_delta"]) == (7, 0.01)

@@ -2,6 +2,7 @@
 interrupt and resume. Runs on small synthetic data."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -33,7 +34,8 @@ def test_defaults_are_the_seed_reference_run():
     assert config["activation"] == config["last_activation"] == "selu"
     assert (config["learning_rate"], config["momentum"], config["batch_size"]) == (0.001, 0.9, 512)
     assert (config["l2_encode"], config["l2_decode"], config["epochs"]) == (0.001, 0.001, 500)
-    assert (config["patience"], config["min_delta"], config["split_seed"]) == (3, 1e-4, 1994)
+    assert (config["early_stopping_patience"], config["early_stopping_min_delta"], config["split_seed"]) == (
+        3, 1e-4, 1994)
 
 
 def test_flags_override_constants():
@@ -93,8 +95,8 @@ def test_unusable_results_dir_is_refused_before_training(movielens_dir, tmp_path
 
 def test_missing_data_and_no_download_gives_clear_error(tmp_path, monkeypatch, capsys):
     # A file:// URL that does not exist stands for an offline machine.
-    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"],
-                        "url": (tmp_path / "offline" / "ml-1m.zip").as_uri()})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", dataclasses.replace(data_processor.DATASETS["ml-1m"],
+                        url=(tmp_path / "offline" / "ml-1m.zip").as_uri()))
     status = main.main(["--data-dir", str(tmp_path / "ml-1m"), "--results-dir", str(tmp_path / "r"), *TINY])
     output = capsys.readouterr().err
     assert status == 2 and output.startswith("error: ")
@@ -333,7 +335,8 @@ def test_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch, capsys):
     served = tmp_path / "served" / "ml-1m.zip"
     served.parent.mkdir()
     served.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: not MovieLens-1M
-    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", {**data_processor.DATASETS["ml-1m"], "url": served.as_uri()})
+    monkeypatch.setitem(data_processor.DATASETS, "ml-1m", dataclasses.replace(data_processor.DATASETS["ml-1m"],
+                                                                             url=served.as_uri()))
     target = tmp_path / "data" / "ml-1m"
     assert main.main(["--data-dir", str(target), "--results-dir", str(tmp_path / "r"), *TINY]) == 2
     assert "hash does not match" in capsys.readouterr().err

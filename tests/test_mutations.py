@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import data_processor
+from datasets import own_csv
 from conftest import write_ml10m, write_ml100k, write_ml20m, write_movielens, write_netflix
 from test_own_data import write_own_ratings
 
@@ -72,7 +73,7 @@ def mutate(folder, dataset, mutation, line_index):
 
 def load(dataset, folder):
     if dataset == "csv":
-        return data_processor.load_data("csv", csv_format=data_processor.CsvFormat(str(folder / "ratings.csv")))
+        return data_processor.load_data("csv", options=own_csv.CsvFormat(str(folder / "ratings.csv")))
     return data_processor.load_dataset(dataset, folder)
 
 

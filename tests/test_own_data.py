@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import data_processor
+from datasets import own_csv
 import inference
 import main
 import metrics
@@ -136,8 +137,8 @@ def test_recommend_refuses_a_folder_without_a_model(tmp_path, capsys):
 def test_own_layouts_are_read(tmp_path, text, options, expected):
     path = tmp_path / "r.txt"
     path.write_text(text)
-    users, items, ratings, timestamps, titles, scale, _ = data_processor.read_csv_ratings(
-        data_processor.CsvFormat(str(path), **options))
+    users, items, ratings, timestamps, titles, scale, _ = own_csv.read_csv_ratings(
+        own_csv.CsvFormat(str(path), **options))
     assert ratings.tolist() == pytest.approx(expected[0]) and scale == expected[1]
     assert (timestamps is None and expected[2] is None) or timestamps.tolist() == expected[2]
     assert len(users) == len(items) == 2 and users.dtype.kind == "U"

@@ -11,8 +11,8 @@ import pytest
 
 import data_processor
 import main
+import checkpoints
 import comet_logger
-import config
 from conftest import PROJECT_DIR, write_movielens
 
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
@@ -86,7 +86,7 @@ def test_resume_with_other_layers_is_refused(tmp_path, capsys):
     results = tmp_path / "r"
     assert main.main(["--data-dir", str(folder), "--results-dir", str(results), "--epochs", "2", *TINY]) == 0
     state = {"epoch": 1, "history": [], "config": {**json.loads((results / "config.json").read_text())}}
-    state["config"] = {key: state["config"][key] for key in config.RESUME_KEYS}
+    state["config"] = {key: state["config"][key] for key in checkpoints.RESUME_KEYS}
     (results / "checkpoint.json").write_text(json.dumps(state))
     (results / "checkpoint.weights.h5").write_bytes(b"")
     status, output = run_main(capsys, folder, results, "--resume", "--epochs", "3", *TINY[:1], "32,8,32",
@@ -128,7 +128,7 @@ def test_config_records_provenance(tmp_path, monkeypatch):
     assert main.main(["--results-dir", str(tmp_path / "r"), "--epochs", "1", *TINY]) == 0
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["data_dir"] == str(folder.resolve())
-    assert config["data_files"] == {"ratings.dat": data_processor.hash_of(folder / "ratings.dat")}
+    assert config["data_files"] == {"ratings.dat": data_processor.download.hash_of(folder / "ratings.dat")}
     assert config["date"].startswith("20") and "program_version" in config
 
 
