@@ -1,6 +1,7 @@
 """The simple baselines (baseline_models.py) on a split, as a table.
 
     python3 baselines.py [--dataset ml-1m] [--data-dir PATH] [--split stratified] [--split-seed N] [--repeats N]
+                         [--ratings-file FILE ...]  # --dataset csv: your own file, with main.py's csv flags
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
                          [--ordered-probit]    # also bfm-probit
                          [--only NAME ...]     # just these (global-mean, user-item-bias, bmf, bfm, bfm-probit)
@@ -10,9 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import baseline_models
 import data_processor
 from comparison import split_of_repeat
+import config
 from config import ConfigError
 
 
@@ -32,13 +35,23 @@ def main(argv=None):
                         help="fit just these baselines, e.g. --only bfm-probit to add it to kept ones")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="keep each baseline's predictions in DIR/<baseline>[/run-<i>], for blend.py")
+    for flag, default in config.CSV_FLAGS.items():  # your own file, as main.py reads it
+        parser.add_argument(flag, default=default, type=config.parse_scale if flag == "--rating-scale" else str,
+                            help="--dataset csv: as main.py's")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} is invalid: a positive integer")
     if args.only:
         names = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in args.only]
     else:
         names = baseline_models.BASELINES if args.ordered_probit else baseline_models.DEFAULT_BASELINES
     try:
-        data = data_processor.load_data(args.dataset, args.data_dir)
+        settings = {**vars(args), "split": data_processor.SPLIT_ALIASES.get(args.split, args.split),
+                    "separator": {"\\t": "\t", "tab": "\t"}.get(args.separator, args.separator)}
+        for key in ("ratings_file", "titles_file"):
+            settings[key] = settings[key] and str(Path(settings[key]).expanduser().resolve())
+        config.validate_csv(settings)
+        data = data_processor.load_run_data(settings)
         for index in range(args.repeats):
             flags = split_of_repeat({"split": args.split, "split_seed": args.split_seed}, index)
             split = data_processor.split_ratings(data, flags["split"], flags["split_seed"], args.time_window)

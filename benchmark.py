@@ -32,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import data_processor
-import utils
 
 MAIN = str(Path(__file__).with_name("main.py"))
 

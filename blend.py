@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import blending
 import data_processor
 import reporting
-import utils
 from config import ConfigError
 
 
@@ -44,6 +44,10 @@ def main(argv=None):
     parser.add_argument("run_dirs", nargs="+", type=Path, help="results folders of finished runs or baselines")
     parser.add_argument("--output", type=Path, default=reporting.PROJECT_DIR / "results" / "blend")
     args = parser.parse_args(argv)
+    folders = [folder.resolve() for folder in args.run_dirs]
+    repeated = next((folder for index, folder in enumerate(folders) if folder in folders[:index]), None)
+    if repeated:
+        parser.error(f"{repeated} is given twice: a blend takes each run once")
     try:
         reports, data = [], {}
         for index, folders in enumerate(splits_of(args.run_dirs)):

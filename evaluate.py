@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import data_processor
 import reporting
 from config import ConfigError

@@ -16,6 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import comet_logger  # noqa: F401  imports comet_ml (when logging is on) before TensorFlow, as comet_ml asks
 import comparison
 import data_processor

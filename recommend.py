@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
 import data_processor
 import recommendations
 import reporting
@@ -42,7 +43,23 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error("--top must be at least 1")
+    if args.output and not (args.all_users or args.users):
+        parser.error("--output is the CSV file of --all-users or --users; the other answers are printed")
     return args
+
+
+def check_output(path):
+    """Refuse a destination that cannot be written before any work: a folder, a missing or unwritable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise recommendations.RecommendError(f"--output {path} is a folder. Fix: give a file name, e.g. "
+                                             f"--output {path / 'recommendations.csv'}.")
+    if not path.parent.is_dir():
+        raise recommendations.RecommendError(f"--output {path}: the folder {path.parent} does not exist. Fix: "
+                                             f"create it (mkdir -p {path.parent}) or write elsewhere.")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise recommendations.RecommendError(f"--output {path} cannot be written (no permission). Fix: write "
+                                             f"into a folder of yours.")
 
 
 def read_user_list(path, user_ids):
@@ -52,9 +69,13 @@ def read_user_list(path, user_ids):
     except (OSError, UnicodeDecodeError) as error:
         raise recommendations.RecommendError(f"--users {path} cannot be read ({error}). Fix: give a text file "
                                              f"of user ids, one per line.") from None
-    indices = []
+    indices, seen = [], {}
     for number, line in enumerate(lines, start=1):
         if line.strip():
+            if line.strip() in seen:
+                raise recommendations.RecommendError(f"{path}, line {number}: user {line.strip()} again (line "
+                                                     f"{seen[line.strip()]}). Fix: list each user once.")
+            seen[line.strip()] = number
             try:
                 indices.append(recommendations.index_of(user_ids, line.strip(), "user"))
             except recommendations.RecommendError as error:
@@ -78,7 +99,10 @@ def parse_ratings(text, data):
             raise recommendations.RecommendError(
                 f"--ratings: {pair.strip()!r} is not ITEM:RATING with a rating in {low:g}-{high:g}. Fix: e.g. "
                 f"--ratings \"{data.item_ids[0]}:5,{data.item_ids[1]}:3\".")
-        ratings[recommendations.index_of(data.item_ids, item, "item")] = value
+        index = recommendations.index_of(data.item_ids, item, "item")
+        if index in ratings:
+            raise recommendations.RecommendError(f"--ratings rates item {item} twice. Fix: give each item once.")
+        ratings[index] = value
     return ratings
 
 
@@ -111,6 +135,8 @@ def main(argv=None):
     import inference  # TensorFlow is imported once the arguments are read: --help answers at once
 
     try:
+        if args.all_users or args.users:
+            check_output(args.output or args.results_dir / "recommendations.csv")
         network, config, prepared = inference.load_run(args.results_dir)
         answer(args, network, prepared)
     except (ConfigError, data_processor.DataError, recommendations.RecommendError) as error:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import scipy.sparse
 import tensorflow as tf
 
 import data_processor

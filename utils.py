@@ -20,6 +20,12 @@ class ConfigError(Exception):
     values."""
 
 
+MINIMUM_PYTHON = (3, 11)  # numpy 2.4, pandas 3.1, scipy 1.17, scikit-learn 1.9 and keras 3.15 need it
+if sys.version_info < MINIMUM_PYTHON:  # every script imports this module first
+    sys.exit(f"error: this program needs Python {'.'.join(map(str, MINIMUM_PYTHON))} or newer; this is Python "
+             f"{sys.version.split()[0]}. Fix: install Python 3.11 (or newer), then pip install -r requirements.txt "
+             f"with it.")
+
 UMASK = os.umask(0o022)
 os.umask(UMASK)
 

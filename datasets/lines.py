@@ -26,6 +26,9 @@ def read_bytes(path, source_hint):
                         f"{source_hint[0].lower() + source_hint[1:]}") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    if raw.startswith((b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ")):
+        raise DataError(f"{path} is a compressed file (gzip, zip, bzip2 or xz), not text. Fix: unpack it first "
+                        f"(e.g. gunzip, unzip) and give the unpacked file.")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
         raise DataError(f"{path} contains NUL bytes: it is not latin-1 text (UTF-16?). Fix: re-save it as latin-1 "
                         f"or UTF-8, or {source_hint[0].lower() + source_hint[1:]}")
@@ -40,7 +43,15 @@ def line_text(raw, line_number):
     for _ in range(line_number - 1):
         start = raw.index(b"\n", start) + 1
     end = raw.find(b"\n", start)
-    return raw[start:end if end >= 0 else None].decode("latin-1").rstrip("\r")
+    line = raw[start:end if end >= 0 else None].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = line.decode("latin-1")
+    return text if len(text) <= LONGEST_QUOTE else f"{text[:LONGEST_QUOTE]}... ({len(text):,} characters)"
+
+
+LONGEST_QUOTE = 200  # characters of a bad line that an error quotes
 
 def bad_line(path, raw, line_number, problem, source_hint):
     raise DataError(f"{path}, line {line_number}: {problem}: {line_text(raw, line_number)!r}. Fix: correct or "

@@ -43,13 +43,17 @@ def read_csv_ratings(form):
         raise DataError(f"{path} not found. Fix: give your ratings file with --ratings-file PATH (or RATINGS_FILE "
                         f"in main.py).")
     original = read_bytes(path, CSV_HINT)
-    encoding = "utf-8" if is_utf8(original) else "latin-1"
+    encoding = text_encoding(path, original)
     first_line = original[: original.index(b"\n")].decode(encoding).rstrip("\r")
     separator = detect_separator(path, first_line) if form.separator == "auto" else form.separator
     raw, sep = (original.replace(b"::", b"\x1f"), "\x1f") if separator == "::" else (original, separator)
-    header_fields = [field.strip().strip('"') for field in first_line.split(separator)]
+    header_fields = [field.strip() for field in (next(csv.reader([first_line], delimiter=separator))
+                                                 if len(separator) == 1 else first_line.split(separator))]
     positions = csv_positions(path, form.columns, header_fields)
     header = csv_header(form.header, form.columns, header_fields, positions[2])
+    if header and original.count(b"\n") == 1:
+        raise DataError(f"{path} holds a header line and no ratings. Fix: give the file with your ratings, one "
+                        f"per line after the header.")
     if b'"' not in raw:  # quoted fields may hold the separator: pandas checks those files' field counts instead
         check_field_counts(path, original, raw, sep, len(header_fields), len(header_fields),
                            [CSV_ROLES[positions.index(n)] if n in positions else "unused" for n in
@@ -100,6 +104,21 @@ def is_utf8(raw):
         return False
 
 
+def text_encoding(path, raw):
+    """'utf-8', or 'latin-1' for a file with no UTF-8 character at all. A file that is UTF-8 but for a few bytes
+    (some of its non-ASCII characters valid UTF-8, some not) is refused at the first bad line, rather than read as
+    latin-1 with every other character garbled."""
+    if is_utf8(raw):
+        return "utf-8"
+    non_ascii = re.findall(rb"[\x80-\xff]+", raw)
+    if not any(is_utf8(run) for run in non_ascii):
+        return "latin-1"
+    lines = raw.split(b"\n")
+    number = next(number for number, line in enumerate(lines, start=1) if not is_utf8(line))
+    bad_line(path, raw, number, "bytes that are not UTF-8, in a file that is otherwise UTF-8", "re-save the file "
+             "as UTF-8 (or wholly as latin-1)")
+
+
 def detect_separator(path, first_line):
     for separator in AUTO_SEPARATORS:
         if separator in first_line:
@@ -113,6 +132,10 @@ def csv_positions(path, columns, header_fields):
     if not columns:
         return list(range(min(len(header_fields), 4)))
     names = [name.strip() for name in str(columns).split(",")]
+    repeated = [name for position, name in enumerate(names) if name in names[:position]]
+    if repeated:
+        raise DataError(f"--columns {columns!r} names the column {repeated[0]!r} twice. Fix: name the user, item and "
+                        f"rating columns (and a timestamp column) once each, e.g. --columns userId,movieId,rating.")
     if not 3 <= len(names) <= 4:
         raise DataError(f"--columns {columns!r} names {len(names)} columns. Fix: name the user, item and rating "
                         f"columns (and a timestamp column), e.g. --columns userId,movieId,rating,timestamp or 1,2,3.")
@@ -155,11 +178,13 @@ def csv_rating_values(text, rating_scale, bad):
         low, high, step = (list(rating_scale) + [1.0])[:3]  # low,high: whole steps
     else:
         low, high = float(values.min()), float(values.max())
-        step = next((step for step in (1.0, 0.5) if np.allclose(values / step, np.round(values / step))), 0.0)
+        step = next((step for step in (1.0, 0.5) if np.allclose((values - low) / step, np.round((values - low) / step))),
+                    0.0)
         print(f"Rating scale inferred from the ratings: {scale_text((low, high, step))} (--rating-scale sets it)")
     off = (values < low) | (values > high)
-    if step:
-        off |= np.abs(values / step - np.round(values / step)) > 1e-6
+    if step:  # steps counted from the lowest rating: 1,10,1.5 takes 1, 2.5, 4, ...
+        steps = (values - low) / step
+        off |= np.abs(steps - np.round(steps)) > 1e-6
     if off.any():
         row = int(np.argmax(off))
         bad(row, f"rating {values[row]:g} is off the scale {scale_text((low, high, step))} (--rating-scale)")

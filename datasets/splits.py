@@ -37,7 +37,20 @@ def generic_split(data, split, seed):
     timestamps = require_timestamps(data)
     first, last = int(timestamps.min()), int(timestamps.max())
     test_from = last - TIME_TEST_FRACTION * (last - first)
-    return time_window_split(data, seed, timestamps < test_from, timestamps >= test_from)
+    in_test_window = timestamps >= test_from
+    if in_test_window.sum() < 2 * (MIN_RATINGS["val"] + MIN_RATINGS["test"]) or (~in_test_window).sum() < 50:
+        raise DataError(f"--split time: the ratings' dates run from {rating_at(data, timestamps.argmin())} to "
+                        f"{rating_at(data, timestamps.argmax())}, and the last {TIME_TEST_FRACTION:.0%} of that "
+                        f"range holds {in_test_window.sum():,} of {len(timestamps):,} ratings: a date far from the "
+                        f"others (one of those two, most likely) stretches it. Fix: correct that rating's date, or "
+                        f"use --split random.")
+    return time_window_split(data, seed, ~in_test_window, in_test_window)
+
+
+def rating_at(data, index):
+    """A rating in words, for messages: its date, user and item."""
+    date = np.datetime64(int(data.timestamps[index]), "s").astype("datetime64[D]")
+    return f"{date} (user {data.user_ids[data.users[index]]}, item {data.item_ids[data.items[index]]})"
 
 
 def stratified_split(data, seed):

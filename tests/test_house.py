@@ -110,3 +110,38 @@ def test_every_constant_of_main_has_exactly_one_flag_derived_from_it():
                                 "--min-delta", "0.01"])
     assert parsed["lr_step_epochs"] == [5, 9] and parsed["comet_project"] == "mine"
     assert (parsed["early_stopping_patience"], parsed["early_stopping_min_delta"]) == (7, 0.01)
+
+
+def test_the_worked_example_of_adding_a_format_runs(tmp_path, monkeypatch):
+    """docs/data.md's FilmTrust module, registered as its one line in the table does, reads, splits and
+    fingerprints a small file; a bad line is named."""
+    import importlib.util
+
+    import numpy as np
+    import pytest
+
+    import data_processor
+
+    text = (PROJECT_DIR / "docs" / "data.md").read_text()
+    code = text.split("## The data layer, and adding a format")[1].split("```python\n")[1].split("```")[0]
+    (tmp_path / "filmtrust.py").write_text(code)
+    spec = importlib.util.spec_from_file_location("filmtrust", tmp_path / "filmtrust.py")
+    filmtrust = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filmtrust)
+    monkeypatch.setitem(data_processor.DATASETS, "filmtrust", filmtrust.DATASETS["filmtrust"])  # the table's line
+    folder = tmp_path / "filmtrust"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    lines = [f"{user} {item} {rng.integers(1, 9) / 2:g}" for user in range(1, 41) for item in range(1, 31)
+             if rng.random() < 0.5]
+    (folder / "ratings.txt").write_text("\n".join(lines) + "\n")
+    data = data_processor.load_data("filmtrust", str(folder))
+    assert len(data.ratings) == len(lines) and data.scale == (0.5, 4.0, 0.5)
+    split = data_processor.split_ratings(data, "random", 1)
+    assert len(split.train) + len(split.val) + len(split.test) == len(lines)
+    assert data_processor.ratings_fingerprint(data)["ratings"] == len(lines)
+    (folder / "ratings.txt").write_text("\n".join(lines[:5] + ["7 3 4.5"] + lines[5:]) + "\n")
+    with pytest.raises(data_processor.DataError, match=r"ratings.txt, line 6: Rating 4.5 is not 0.5-4"):
+        data_processor.load_data("filmtrust", str(folder))
+    with pytest.raises(data_processor.DataError, match="guoguibing"):
+        data_processor.load_data("filmtrust", str(tmp_path / "elsewhere"))

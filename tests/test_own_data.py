@@ -6,7 +6,6 @@ import csv
 import numpy as np
 import pytest
 
-import data_processor
 from datasets import own_csv
 import inference
 import main
