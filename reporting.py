@@ -153,6 +153,7 @@ def plot_curves(path, history, metrics, title, ylabel, kept_epoch=None, reported
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(figsize=(7, 4.8))
@@ -172,6 +173,7 @@ def plot_curves(path, history, metrics, title, ylabel, kept_epoch=None, reported
         axes.axhline(reported_val_rmse, color="red", linestyle="-.", linewidth=1,
                      label=f"validation RMSE (global) {reported_val_rmse:.4f}")
     axes.set_xlabel("epoch (dotted: learning rate changed)" if changes else "epoch")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5 on short runs
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)

@@ -73,7 +73,7 @@ def test_missing_run_and_unknown_user_are_explained(tmp_path, capsys):
     with open(folder / "ratings.dat", "a") as handle:  # the data changes after training
         handle.write("61::1::4::978300000\n")
     assert evaluate.main(["--results-dir", str(tmp_path / "r")]) == 2
-    assert "is not the data the model" in capsys.readouterr().err
+    assert "are not the ratings the model" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
