@@ -25,11 +25,12 @@ from config import ConfigError
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", type=Path, default=reporting.DEFAULT_RESULTS_DIR)
+    reporting.add_moved_data_flags(parser)
     args = parser.parse_args(argv)
     import inference  # TensorFlow is imported once the arguments are read: --help answers at once
 
     try:
-        network, config, prepared = inference.load_run(args.results_dir)
+        network, config, prepared = inference.load_run(args.results_dir, reporting.moved_data(args))
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

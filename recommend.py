@@ -40,6 +40,7 @@ def parse_args(argv):
     parser.add_argument("--output", type=Path, help="the CSV file of --all-users/--users "
                                                     "(default RESULTS_DIR/recommendations.csv)")
     parser.add_argument("--results-dir", type=Path, default=reporting.DEFAULT_RESULTS_DIR)
+    reporting.add_moved_data_flags(parser)
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error("--top must be at least 1")
@@ -137,7 +138,7 @@ def main(argv=None):
     try:
         if args.all_users or args.users:
             check_output(args.output or args.results_dir / "recommendations.csv")
-        network, config, prepared = inference.load_run(args.results_dir)
+        network, config, prepared = inference.load_run(args.results_dir, reporting.moved_data(args))
         answer(args, network, prepared)
     except (ConfigError, data_processor.DataError, recommendations.RecommendError) as error:
         print(f"error: {error}", file=sys.stderr)

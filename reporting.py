@@ -55,6 +55,18 @@ def clear_previous_run(results_dir):
             path.unlink()
 
 
+def add_moved_data_flags(parser):
+    """evaluate.py's and recommend.py's flags for data that moved since the run was trained."""
+    for flag, what in (("--data-dir", "the data set's folder"), ("--ratings-file", "your ratings file (--dataset csv)"),
+                       ("--titles-file", "your titles file (--dataset csv)")):
+        parser.add_argument(flag, type=Path, help=f"{what}, if it moved since training (default: where the run "
+                                                  f"recorded it; the ratings must be the same)")
+
+
+def moved_data(args):
+    return {"data_dir": args.data_dir, "ratings_file": args.ratings_file, "titles_file": args.titles_file}
+
+
 def finished_result(folder):
     """metrics.json of a finished run or baseline in `folder`, or None."""
     path = Path(folder) / "metrics.json"

@@ -166,3 +166,29 @@ def test_baselines_read_your_own_file_and_refuse_zero_repeats(tmp_path, capsys):
     with pytest.raises(SystemExit):
         baselines.main(["--repeats", "0"])
     assert "--repeats 0 is invalid" in capsys.readouterr().err
+
+
+def test_evaluate_and_recommend_find_data_that_moved(tmp_path, capsys):
+    import shutil
+
+    import evaluate
+    from conftest import write_movielens
+
+    folder = write_movielens(tmp_path / "ml-1m")
+    run = tmp_path / "run"
+    assert main.main(["--data-dir", str(folder), "--results-dir", str(run), *TINY]) == 0
+    moved = tmp_path / "elsewhere"
+    shutil.move(folder, moved)
+    assert evaluate.main(["--results-dir", str(run), "--data-dir", str(moved)]) == 0
+    assert recommend.main(["--results-dir", str(run), "--data-dir", str(moved), "--user", "1"]) == 0
+    assert evaluate.main(["--results-dir", str(run), "--ratings-file", str(moved / "ratings.dat")]) == 2
+    assert "--ratings-file does not apply to this run" in capsys.readouterr().err
+    own = tmp_path / "own.csv"
+    own.write_text("\n".join(own_lines()) + "\n")
+    assert main.main(["--dataset", "csv", "--ratings-file", str(own), "--results-dir", str(tmp_path / "own"),
+                      *TINY]) == 0
+    own.rename(tmp_path / "renamed.csv")
+    capsys.readouterr()
+    assert evaluate.main(["--results-dir", str(tmp_path / "own")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert evaluate.main(["--results-dir", str(tmp_path / "own"), "--ratings-file", str(tmp_path / "renamed.csv")]) == 0
