@@ -97,15 +97,16 @@ DAMAGE = {
 def test_a_damaged_run_file_is_named_with_its_fix(finished_run, tmp_path, capsys, damaged, damage):
     """Every run file that evaluate.py, recommend.py and blend.py read, damaged every way: exit 2, the file named,
     a fix, no traceback."""
-    results = tmp_path / "r"
+    results, intact = tmp_path / "r", tmp_path / "intact"
     shutil.copytree(finished_run, results)
+    shutil.copytree(finished_run, intact)  # blend.py takes each folder once: the damaged one beside an intact one
     path = results / damaged
     if DAMAGE[damage] is None:
         path.unlink()
     else:
         path.write_bytes(DAMAGE[damage](path.read_bytes()))
     capsys.readouterr()
-    commands = [(blend.main, [str(results), str(results), "--output", str(tmp_path / "blend")])]
+    commands = [(blend.main, [str(results), str(intact), "--output", str(tmp_path / "blend")])]
     if damaged != "predictions.npz":  # evaluate.py and recommend.py do not read it
         commands += [(evaluate.main, ["--results-dir", str(results)]),
                      (recommend.main, ["--user", "42", "--results-dir", str(results)])]
