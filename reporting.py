@@ -258,7 +258,9 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
     row_tests, reference = tests
     rows = [{"name": name, **summarise(model_runs), **row_tests.get(name, {})} for name, model_runs in runs.items()]
     heading = comparison_heading(config, reference)
-    save_comparison(results_dir, rows, heading)
+    title = (f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s): test error, selected "
+             f"on validation")
+    save_comparison(results_dir, rows, heading, title)
     print(f"\nComparison written to {results_dir}/comparison.md:\n")
     print((results_dir / "comparison.md").read_text())
     return 0
@@ -277,7 +279,7 @@ def comparison_heading(config, reference):
     return lines
 
 
-def save_comparison(results_dir, rows, heading=()):
+def save_comparison(results_dir, rows, heading=(), title=""):
     """comparison.csv, comparison.md (the heading, then a markdown table: a column per split, mean ± std, train
     seconds and the paired tests) and comparison.png (both test metrics per model). Each row is a model's summary
     over its runs (summarise), with its paired tests where it has them."""
@@ -313,7 +315,7 @@ def save_comparison(results_dir, rows, heading=()):
         lines.append(f"| {row['name']} | " + " | ".join(per_split + [cell(row, key) for key in columns])
                      + f" | {cell(row, 'train_seconds', 0)} |{tests(row)} |")
     utils.write_atomic(results_dir / "comparison.md", lambda path: Path(path).write_text("\n".join(lines) + "\n"))
-    plot_comparison(results_dir / "comparison.png", rows, heading[1] if len(heading) > 1 else "")
+    plot_comparison(results_dir / "comparison.png", rows, title)
 
 
 def split_label(run):
