@@ -200,7 +200,7 @@ def time_lbfgs_epochs(model, batch, rounds, iterations, solvers=("scipy", "tenso
         evaluations.assign_add(1)
         return compute(flat)
 
-    flat = tf.concat([tf.reshape(variable, [-1]) for variable in variables], axis=0)
+    flat = lbfgs.flat_tensor(variables)
     compute(flat)  # traces
     started = time.perf_counter()
     compute(flat)

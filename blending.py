@@ -131,12 +131,11 @@ def paired_tests(data, row_folders, rows):
     if not bayesian:
         return {}, None
     reference = min(bayesian, key=lambda name: rows[name]["test_rmse_mean"])
-    splits = [load_member(folder).split for folder in row_folders[reference]]
-    truth = [data.ratings[split.test] for split in splits]
-    reference_predictions = [load_member(folder).predictions["test"] for folder in row_folders[reference]]
-    tests = {}
-    for name, folders in row_folders.items():
-        if len(folders) == len(splits) and all((Path(folder) / "predictions.npz").is_file() for folder in folders):
-            tests[name] = metrics.paired_tests(truth, [load_member(folder).predictions["test"] for folder in folders],
-                                               reference_predictions, data.scale[:2])
+    members = {name: [load_member(folder) for folder in folders] for name, folders in row_folders.items()
+               if all((Path(folder) / "predictions.npz").is_file() for folder in folders)}
+    truth = [data.ratings[member.split.test] for member in members[reference]]
+    reference_predictions = [member.predictions["test"] for member in members[reference]]
+    tests = {name: metrics.paired_tests(truth, [member.predictions["test"] for member in row_members],
+                                        reference_predictions, data.scale[:2])
+             for name, row_members in members.items() if len(row_members) == len(truth)}
     return tests, reference

@@ -154,13 +154,14 @@ class LbfgsCheckpoint(CheckpointFiles):
     def load(self, model):
         """The saved state; the model holds the current weights. Returns (state, best weights, the first stage's
         best weights or None)."""
-        weights = {}
-        for name in ["checkpoint-best"] + (["checkpoint-first-stage"] if self.first_stage_path.is_file() else []):
-            self.weight_paths.setdefault(name, self.first_stage_path)
-            self.load_weights(model, name)
-            weights[name] = model.get_weights()
+        self.load_weights(model, "checkpoint-best")
+        best_weights, first_stage_weights = model.get_weights(), None
+        if self.first_stage_path.is_file():
+            self.weight_paths["checkpoint-first-stage"] = self.first_stage_path
+            self.load_weights(model, "checkpoint-first-stage")
+            first_stage_weights = model.get_weights()
         self.load_weights(model, "checkpoint")
-        return self.state(), weights["checkpoint-best"], weights.get("checkpoint-first-stage")
+        return self.state(), best_weights, first_stage_weights
 
     def remove(self):
         super().remove()

@@ -16,9 +16,9 @@ from utils import ConfigError
 def run_splits(config, run, parse_config, presets):
     """Each split in turn (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; or u1, u2, ...): the configuration, or with
     --compare the chosen presets and baselines, each run in its own folder. `run(config, data, tags, first_stage)`
-    trains one (main.run), `parse_config(argv, preset)` makes a preset's configuration, `presets` main.PRESETS. Writes summary.json (one configuration)
-    or comparison.csv/.md/.png (mean ± std over the splits). With --resume, finished members are read back, an
-    interrupted one continues from its checkpoint, and the rest run."""
+    trains one (main.run), `parse_config(argv, preset)` makes a preset's configuration, `presets` is main.PRESETS.
+    Writes summary.json (one configuration) or comparison.csv/.md/.png (mean ± std over the splits). With
+    --resume, finished members are read back, an interrupted one continues from its checkpoint, the rest run."""
     presets, baseline_names = compare_rows(config, presets) if config["compare"] else ([config["preset"]], [])
     data = data_processor.load_run_data(config)
     results_dir = reporting.prepare_results_dir(config["results_dir"])

@@ -94,8 +94,13 @@ def flat_objective_and_gradient(batch, variables, global_stage):
     return compute
 
 
-def flat_values(variables, dtype=np.float64):
-    return np.concatenate([variable.numpy().ravel() for variable in variables]).astype(dtype)
+def flat_values(variables):
+    return np.concatenate([variable.numpy().ravel() for variable in variables]).astype(np.float64)
+
+
+def flat_tensor(variables):
+    """The variables as one float32 vector, in TensorFlow (no copy to NumPy)."""
+    return tf.concat([tf.reshape(variable, [-1]) for variable in variables], axis=0)
 
 
 def assign_flat_values(variables, flat):
@@ -252,7 +257,7 @@ def interpolate(a, f_a, slope_a, b, f_b, slope_b):
 def tensorflow_epoch(solver, variables, iterations, progress):
     """`iterations` steps of the TensorFlow L-BFGS from the variables' values, its memory fresh. Returns the
     iterations run."""
-    solver.start(tf.concat([tf.reshape(variable, [-1]) for variable in variables], axis=0))
+    solver.start(flat_tensor(variables))
     iterations_run = 0
     while iterations_run < iterations:
         objective, status = solver.step()

@@ -275,7 +275,8 @@ def fit_lbfgs(config, network, prepared, session):
         stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
     try:
         history, first_stage_weights, kept_epoch = lbfgs.train(
-            network, prepared.train, prepared.val, stages, config["early_stopping_patience"], config["early_stopping_min_delta"], session.checkpoint,
+            network, prepared.train, prepared.val, stages, config["early_stopping_patience"],
+            config["early_stopping_min_delta"], session.checkpoint,
             resume=config["resume"], solver=config["lbfgs_solver"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:

@@ -178,8 +178,8 @@ def csv_rating_values(text, rating_scale, bad):
         low, high, step = (list(rating_scale) + [1.0])[:3]  # low,high: whole steps
     else:
         low, high = float(values.min()), float(values.max())
-        step = next((step for step in (1.0, 0.5) if np.allclose((values - low) / step, np.round((values - low) / step))),
-                    0.0)
+        steps = {step: (values - low) / step for step in (1.0, 0.5)}
+        step = next((step for step, count in steps.items() if np.allclose(count, np.round(count))), 0.0)
         print(f"Rating scale inferred from the ratings: {scale_text((low, high, step))} (--rating-scale sets it)")
     off = (values < low) | (values > high)
     if step:  # steps counted from the lowest rating: 1,10,1.5 takes 1, 2.5, 4, ...

@@ -38,7 +38,8 @@ def generic_split(data, split, seed):
     first, last = int(timestamps.min()), int(timestamps.max())
     test_from = last - TIME_TEST_FRACTION * (last - first)
     in_test_window = timestamps >= test_from
-    if in_test_window.sum() < 2 * (MIN_RATINGS["val"] + MIN_RATINGS["test"]) or (~in_test_window).sum() < 50:
+    too_few = in_test_window.sum() < 2 * (MIN_RATINGS["val"] + MIN_RATINGS["test"])
+    if too_few or (~in_test_window).sum() < MIN_RATINGS["train"]:
         raise DataError(f"--split time: the ratings' dates run from {rating_at(data, timestamps.argmin())} to "
                         f"{rating_at(data, timestamps.argmax())}, and the last {TIME_TEST_FRACTION:.0%} of that "
                         f"range holds {in_test_window.sum():,} of {len(timestamps):,} ratings: a date far from the "
