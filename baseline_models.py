@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+import data_processor
 import metrics
 import reporting
 import utils
@@ -102,12 +103,12 @@ def fit_bayesian(data, split, implicit, probit=False, rank=BAYES_RANK, iteration
     return lambda users, items: machine.predict(no_features(len(users)), relations(users, items))
 
 
-def select_biases(data, split):
-    """The user+item bias model whose L2 strength scores best on the validation ratings. Returns (reg, predict,
-    score_users)."""
+def select_biases(data, split, candidates=BIAS_REGULARISATION):
+    """The user+item bias model whose L2 strength (among `candidates`) scores best on the validation ratings.
+    Returns (reg, predict, score_users)."""
     train, val = split.train, split.val
     best = None
-    for reg in BIAS_REGULARISATION:
+    for reg in candidates:
         mu, user_bias, item_bias = fit_biases(data.users[train], data.items[train],
                                               data.ratings[train].astype(np.float64), data.n_users, data.n_items, reg)
         predictions = mu + user_bias[data.users[val]] + item_bias[data.items[val]]
@@ -124,7 +125,7 @@ BASELINES = ("global mean", "user+item bias", "bmf", "bfm", "bfm-probit")
 DEFAULT_BASELINES = BASELINES[:4]
 
 
-def baselines(data, split, names=DEFAULT_BASELINES):
+def baselines(data, split, names=DEFAULT_BASELINES, bias_candidates=BIAS_REGULARISATION):
     """The named baselines fitted on the training ratings, in turn: (name, predict(users, items), score_users or
     None, facts to report); bfm-probit (bfm as an ordered probit model) only for ratings in steps. The Bayesian
     ones have no ranking metrics: scoring every item for every user from hundreds of samples is out of proportion
@@ -133,7 +134,7 @@ def baselines(data, split, names=DEFAULT_BASELINES):
         mean = float(data.ratings[split.train].mean())
         yield "global mean", lambda users, items: np.full(len(users), mean), None, {}
     if "user+item bias" in names:
-        reg, predict, score_users = select_biases(data, split)
+        reg, predict, score_users = select_biases(data, split, bias_candidates)
         yield "user+item bias", predict, score_users, {"reg": reg}
     for name, implicit in (("bmf", False), ("bfm", True)):
         if name in names:
@@ -142,24 +143,33 @@ def baselines(data, split, names=DEFAULT_BASELINES):
         yield "bfm-probit", fit_bayesian(data, split, True, probit=True), None, {}
 
 
-def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES, keep_finished=False):
+def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES, keep_finished=False,
+                       refit_of=None):
     """Both RMSEs (validation and test) of the named baselines, and the ranking metrics (test) where they have
     them. Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's
     folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py; with
-    `keep_finished`, a baseline already there is read back instead of fitted again (--compare --resume)."""
+    `keep_finished`, a baseline already there is read back instead of fitted again (--compare --resume). With
+    `refit_of` ({name: its train-only result}), the refit protocol: each fitted on the training and validation
+    ratings together, the bias model with the strength validation chose; no validation metrics (trained on)."""
     if keep_finished and save_to is not None:
         finished = {name: reporting.finished_result(Path(save_to) / baseline_folder(name) / subfolder)
                     for name in names}
         fitted = {result["name"]: result for result in evaluate_baselines(
-            data, split, save_to, subfolder, [name for name in names if not finished[name]])}
+            data, split, save_to, subfolder, [name for name in names if not finished[name]], refit_of=refit_of)}
         return [finished[name] or fitted[name] for name in names if finished[name] or name in fitted]
     results = []
+    bias_candidates = BIAS_REGULARISATION
+    if refit_of:
+        split = data_processor.refit_split(split)
+        bias_candidates = [refit_of["user+item bias"]["reg"]] if "user+item bias" in refit_of else []
     started = time.perf_counter()
-    for name, predict, score_users, facts in baselines(data, split, names):
+    for name, predict, score_users, facts in baselines(data, split, names, bias_candidates):
         train_seconds = round(time.perf_counter() - started, 2)  # fitting (the generator fits before it yields)
         predictions = metrics.predict_parts(data, split, predict)
-        results.append({"name": name, **facts, **metrics.evaluate_predictions(data, split, predictions, score_users),
-                        "train_seconds": train_seconds})
+        result = metrics.evaluate_predictions(data, split, predictions, score_users)
+        if refit_of:
+            result = {**reporting.without_validation(result), "refit": True}
+        results.append({"name": name, **facts, **result, "train_seconds": train_seconds})
         if save_to is not None:
             reporting.save_baseline_run(Path(save_to) / baseline_folder(name) / subfolder, name, data, split,
                                         predictions, results[-1])

@@ -4,6 +4,7 @@
                          [--ratings-file FILE ...]  # --dataset csv: your own file, with main.py's csv flags
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
                          [--ordered-probit]    # also bfm-probit
+                         [--refit]             # also each fitted on train + validation (DIR/<baseline>/refit)
                          [--only NAME ...]     # just these (global-mean, user-item-bias, bmf, bfm, bfm-probit)
 """
 
@@ -33,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         choices=[baseline_models.baseline_folder(name) for name in baseline_models.BASELINES],
                         help="fit just these baselines, e.g. --only bfm-probit to add it to kept ones")
+    parser.add_argument("--refit", action="store_true",
+                        help="also fit each on train + validation (the refit protocol; the bias model with the "
+                             "strength validation chose), scored on the test ratings")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="keep each baseline's predictions in DIR/<baseline>[/run-<i>], for blend.py")
     for flag, default in config.CSV_FLAGS.items():  # your own file, as main.py reads it
@@ -56,9 +60,12 @@ def main(argv=None):
             flags = split_of_repeat({"split": args.split, "split_seed": args.split_seed}, index)
             split = data_processor.split_ratings(data, flags["split"], flags["split_seed"], args.time_window)
             print(f"\nSplit {flags['split']} (split seed {flags['split_seed']}):")
-            print_table(baseline_models.evaluate_baselines(data, split, args.results_dir,
-                                                           f"run-{index + 1}" if args.repeats > 1 else "",
-                                                           names))
+            subfolder = f"run-{index + 1}" if args.repeats > 1 else ""
+            results = baseline_models.evaluate_baselines(data, split, args.results_dir, subfolder, names)
+            if args.refit:
+                results += baseline_models.evaluate_baselines(data, split, args.results_dir, Path(subfolder) / "refit",
+                                                              names, refit_of={row["name"]: row for row in results})
+            print_table(results)
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -69,10 +76,11 @@ def print_table(results):
     print("| baseline | test masked RMSE (per-user) | test RMSE (global) | val RMSE (global) | test NDCG@10 |")
     print("|---|---|---|---|---|")
     for result in results:
-        name = result["name"] + (f" (reg {result['reg']:g})" if "reg" in result else "")
+        name = result["name"] + (f" (reg {result['reg']:g})" if "reg" in result else "") + (
+            ", refit on train + validation" if result.get("refit") else "")
         ndcg = "" if result["test_ndcg_at_10"] is None else f"{result['test_ndcg_at_10']:.4f}"
-        print(f"| {name} | {result['test_masked_rmse']:.4f} | {result['test_rmse']:.4f} | {result['val_rmse']:.4f} "
-              f"| {ndcg} |")
+        val = "" if result["val_rmse"] is None else f"{result['val_rmse']:.4f}"
+        print(f"| {name} | {result['test_masked_rmse']:.4f} | {result['test_rmse']:.4f} | {val} | {ndcg} |")
 
 
 if __name__ == "__main__":

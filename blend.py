@@ -1,10 +1,12 @@
 """Blend finished runs: a linear blend fitted on their validation predictions, scored on the test ratings.
 
-    python3 blend.py RUN_DIR [RUN_DIR ...] [--output results/blend]
+    python3 blend.py RUN_DIR [RUN_DIR ...] [--output results/blend] [--refit]
 
 Each RUN_DIR is a finished run of main.py or a baseline's folder (python3 baselines.py --results-dir DIR, or the
 baselines of main.py --compare). Folders of --repeats (run-1, run-2, ...) blend split by split, run-1 with run-1
 and so on, and the report adds mean ± std over the splits. Writes blend.json to --output (blending.py says how).
+With --refit, the weights fitted on the members' validation predictions score their refits' test predictions
+(each RUN_DIR/refit, from main.py --refit or baselines.py --refit): the refit protocol's blend.
 """
 
 import argparse
@@ -43,6 +45,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="results folders of finished runs or baselines")
     parser.add_argument("--output", type=Path, default=reporting.PROJECT_DIR / "results" / "blend")
+    parser.add_argument("--refit", action="store_true",
+                        help="apply the weights to the members' refits (RUN_DIR/refit) on the test ratings")
     args = parser.parse_args(argv)
     folders = [folder.resolve() for folder in args.run_dirs]
     repeated = next((folder for index, folder in enumerate(folders) if folder in folders[:index]), None)
@@ -51,19 +55,20 @@ def main(argv=None):
     try:
         reports, data = [], {}
         for index, folders in enumerate(splits_of(args.run_dirs)):
-            members = [blending.load_member(folder) for folder in folders]
+            members = [blending.load_member(folder, args.refit) for folder in folders]
             source = (members[0].config["dataset"], members[0].config["data_dir"])
             data[source] = data.get(source) or blending.load_data(members[0])
             reports.append(blending.blend(members, data[source])[0])
             print(f"\nSplit {index + 1}: blend of {len(members)} members on {reports[-1]['n_val']:,} validation "
-                  f"ratings, scored on {reports[-1]['n_test']:,} test ratings")
+                  f"ratings, scored on {reports[-1]['n_test']:,} test ratings"
+                  + (" by the members' refits on train + validation" if args.refit else ""))
             print_report(reports[-1])
         output = reporting.prepare_results_dir(args.output)
     except (ConfigError, data_processor.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     tests = [report["blend"]["test_rmse"] for report in reports]
-    summary = {"test_rmse_mean": float(np.mean(tests)),
+    summary = {"refit": args.refit, "test_rmse_mean": float(np.mean(tests)),
                "test_rmse_std": float(np.std(tests, ddof=1)) if len(tests) > 1 else 0.0, "splits": reports}
     utils.save_json(output / "blend.json", summary)
     print(f"\nBlend test RMSE (global) over {len(tests)} split(s): {summary['test_rmse_mean']:.4f} ± "

@@ -33,8 +33,19 @@ class Member:
     predictions: dict  # {'val': ..., 'test': ...}, aligned with the split
 
 
-def load_member(folder):
+def load_member(folder, refit=False):
+    """A member's predictions; with `refit`, its validation predictions with its refit's test predictions (the
+    refit, trained on the validation ratings, has none that are honest there)."""
     folder = Path(folder)
+    if refit:
+        if not (folder / "refit" / "predictions.npz").is_file():
+            raise ConfigError(f"{folder} holds no refit (missing refit/predictions.npz). Fix: train it with python3 "
+                              f"main.py --refit (or baselines.py --refit), or blend without --refit.")
+        member, refitted = load_member(folder), load_member(folder / "refit")
+        if not np.array_equal(member.split.test, refitted.split.test):
+            raise ConfigError(f"{folder / 'refit'} was scored on other test ratings than {folder}. Fix: train both "
+                              f"again with python3 main.py --refit and the same flags.")
+        return dataclasses.replace(member, predictions={**member.predictions, "test": refitted.predictions["test"]})
     missing = [name for name in ("config.json", "predictions.npz") if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"{folder} holds no predictions to blend (missing {', '.join(missing)}). Fix: point at "
@@ -107,11 +118,13 @@ def blend(members, data):
             "n_test": len(split.test)}, blended
 
 
-def blend_folders(folders, data, save_to):
+def blend_folders(folders, data, save_to, refit=False):
     """The blend of the finished runs and baselines among `folders` (those with predictions.npz; a run that
     diverged or was interrupted has none) on `data`, saved in `save_to` as a member of its own (predictions.npz,
-    metrics.json: the report): --compare's blend row. Returns the report."""
-    members = [load_member(folder) for folder in folders if (Path(folder) / "predictions.npz").is_file()]
+    metrics.json: the report): --compare's blend row. With `refit`, the blend of the members' refits: fitted on
+    the members' validation predictions, applied to their refits' test predictions. Returns the report."""
+    members = [load_member(folder, refit) for folder in folders if (Path(folder) / "predictions.npz").is_file()
+               and (not refit or (Path(folder) / "refit" / "predictions.npz").is_file())]
     report, predictions = blend(members, data)
     save_to = reporting.prepare_results_dir(save_to)
     reporting.save_predictions(save_to / "predictions.npz", members[0].split, predictions)
@@ -123,11 +136,14 @@ def blend_folders(folders, data, save_to):
     return report
 
 
-def paired_tests(data, row_folders, rows):
+BAYESIAN_ROWS = ("bmf", "bfm", "bfm-probit")
+
+
+def paired_tests(data, row_folders, rows, bayesian=BAYESIAN_ROWS):
     """Each row's paired tests (metrics.paired_tests) against the strongest Bayesian row (the lowest mean test
-    RMSE among bmf, bfm and bfm-probit), from the predictions in their folders: {row name: tests}, and the
+    RMSE among the rows named in `bayesian`), from the predictions in their folders: {row name: tests}, and the
     reference's name. `row_folders`: {row name: its folder of each split}; `rows`: {row name: its summary}."""
-    bayesian = [name for name in rows if name in ("bmf", "bfm", "bfm-probit") and rows[name]["test_rmse_mean"]]
+    bayesian = [name for name in rows if name in bayesian and rows[name]["test_rmse_mean"]]
     if not bayesian:
         return {}, None
     reference = min(bayesian, key=lambda name: rows[name]["test_rmse_mean"])

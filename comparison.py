@@ -28,6 +28,7 @@ def run_splits(config, run, parse_config, presets):
     baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
     member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
                       **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
+    refit_runs, refit_blends = {}, []  # --refit: the rows refitted on train + validation
     for index in range(config["repeats"]):
         split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
         print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
@@ -35,9 +36,16 @@ def run_splits(config, run, parse_config, presets):
         if baseline_names:
             parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
                                                  config["time_window"])
-            for result in baseline_models.evaluate_baselines(data, parts, results_dir, run_name, baseline_names,
-                                                             keep_finished=config["resume"]):
-                baseline_runs.setdefault(result["name"], []).append({**split_flags, **result})
+            results = baseline_models.evaluate_baselines(data, parts, results_dir, run_name, baseline_names,
+                                                         keep_finished=config["resume"])
+            if config["refit"]:
+                results += baseline_models.evaluate_baselines(
+                    data, parts, results_dir, f"{run_name}/refit", baseline_names, keep_finished=config["resume"],
+                    refit_of={result["name"]: result for result in results})
+            for result in results:
+                runs = refit_runs if result.get("refit") else baseline_runs
+                runs.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(
+                    {**split_flags, **result})
         for name, (model_config, folder) in models.items():
             if name == "sparsefc" and first_stage_shared:
                 continue  # written by glocalk's run, below
@@ -51,27 +59,56 @@ def run_splits(config, run, parse_config, presets):
             if first_stage:
                 first_stage_result = reporting.finished_result(first_stage[1])
                 model_runs["sparsefc"].append(reporting.run_summary(first_stage_result, split_flags))
+            for row, member in [(name, folder / run_name)] + ([("sparsefc", first_stage[1])] if first_stage else []):
+                refitted = config["refit"] and reporting.finished_result(member / "refit")
+                if refitted:
+                    refit_runs.setdefault(refit_row(row if not config["compare"] else f"{row} preset"), []).append(
+                        reporting.run_summary(refitted, split_flags))
         if config["compare"]:  # every finished member of this split, blended on its validation ratings
             members = [folder / run_name for folder in member_folders.values()]
             blends.append({**split_flags, **blending.blend_folders(members, data, results_dir / "blend" / run_name)})
+            if config["refit"]:  # the same weights' fit, applied to the refitted members' test predictions
+                refit_blends.append({**split_flags, **blending.blend_folders(
+                    members, data, results_dir / "blend" / run_name / "refit", refit=True)})
     if not config["compare"]:
-        return reporting.save_summaries(results_dir, config, model_runs)
+        return reporting.save_summaries(results_dir, config, {**model_runs, **refit_runs})
     runs = {**baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()}}
-    return save_comparison(config, data, results_dir, runs, blends, member_folders)
+    return save_comparison(config, data, results_dir, runs, blends, member_folders, refit_runs, refit_blends)
 
 
-def save_comparison(config, data, results_dir, runs, blends, member_folders):
-    """blend.json, and the table of every row and the blend with the paired tests (reporting.save_summaries)."""
-    utils.save_json(results_dir / "blend.json", {"splits": blends})
-    runs = {**runs, BLEND_ROW: [{"split": split["split"], "split_seed": split["split_seed"], **split["blend"]}
-                                for split in blends]}
-    row_folders = {name: [folder / f"run-{index + 1}" for index in range(config["repeats"])]
-                   for name, folder in {**member_folders, BLEND_ROW: results_dir / "blend"}.items()}
-    tests = blending.paired_tests(data, row_folders, {name: reporting.summarise(rows) for name, rows in runs.items()})
-    return reporting.save_summaries(results_dir, config, runs, tests)
+def save_comparison(config, data, results_dir, runs, blends, member_folders, refit_runs, refit_blends):
+    """blend.json, and the table of every row and the blend, then with --refit the same rows refitted, each with
+    its paired tests against the strongest Bayesian row of its kind (reporting.save_summaries)."""
+    utils.save_json(results_dir / "blend.json", {"splits": blends, "refit_splits": refit_blends})
+    runs = {**runs, BLEND_ROW: blend_rows(blends)}
+    refit_runs = {**refit_runs, refit_row(BLEND_ROW): blend_rows(refit_blends)} if config["refit"] else {}
+    refit_runs = {refit_row(name): refit_runs[refit_row(name)] for name in runs if refit_row(name) in refit_runs}
+    member_folders = {**member_folders, BLEND_ROW: results_dir / "blend"}
+    tests, references = {}, []
+    for rows, subfolder in ((runs, ""), (refit_runs, "refit")):
+        rename = refit_row if subfolder else (lambda name: name)
+        names = {rename(name): name for name in member_folders}
+        row_folders = {name: [member_folders[names[name]] / f"run-{index + 1}" / subfolder
+                              for index in range(config["repeats"])] for name in rows if name in names}
+        row_tests, reference = blending.paired_tests(data, row_folders, {
+            name: reporting.summarise(split_rows) for name, split_rows in rows.items()},
+            bayesian=[rename(name) for name in blending.BAYESIAN_ROWS])
+        tests.update(row_tests)
+        references += [reference] if reference else []
+    reference = references and (references[0] + (f"; {references[1]} for the refit rows" if references[1:] else ""))
+    return reporting.save_summaries(results_dir, config, {**runs, **refit_runs}, (tests, reference or None))
 
 
 BLEND_ROW = "blend of the above (fitted on validation)"
+
+
+def refit_row(name):
+    """The name of a row's refit: 'bfm (refit)'."""
+    return f"{name} (refit)"
+
+
+def blend_rows(blends):
+    return [{"split": split["split"], "split_seed": split["split_seed"], **split["blend"]} for split in blends]
 
 
 def compare_rows(config, presets):
@@ -110,12 +147,16 @@ def shares_first_stage(models):
 def run_member(run, name, member_config, folder, data, group, resume, first_stage):
     """One member of a split: read back when finished (with --resume), continued from its checkpoint when
     interrupted, else trained. Returns (status, metrics)."""
-    finished = reporting.finished_result(folder)
-    if resume and finished and (first_stage is None or reporting.finished_result(first_stage[1])):
+    def finished(member):
+        result = reporting.finished_result(member)
+        return result if result and (not member_config["refit"] or reporting.finished_result(member / "refit")) \
+            else None
+
+    if resume and finished(folder) and (first_stage is None or finished(first_stage[1])):
         print(f"\n=== {name}, split {member_config['split']}: finished in {folder} ===")
-        return 0, finished
+        return 0, finished(folder)
     print(f"\n=== {name}, split {member_config['split']} ===")
-    continues = resume and (folder / "checkpoint.json").is_file()
+    continues = resume and ((folder / "checkpoint.json").is_file() or (folder / "metrics.json").is_file())
     return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,
                tags=[group], first_stage=first_stage)
 

@@ -85,9 +85,26 @@ def prepare_data(dataset, data_dir, split, split_seed, orientation, time_window=
 
 
 def prepare_run_data(config, data=None):
-    """prepare_data with a run's configuration (main.py's constants in lower case, as config.json records them)."""
-    return prepare_data(config["dataset"], config["data_dir"], config["split"], config["split_seed"],
-                        config["orientation"], config["time_window"], data, DATASETS[config["dataset"]].options(config))
+    """prepare_data with a run's configuration (main.py's constants in lower case, as config.json records them);
+    a refit (config's refit_schedule) trains on the training and validation ratings together."""
+    prepared = prepare_data(config["dataset"], config["data_dir"], config["split"], config["split_seed"],
+                            config["orientation"], config["time_window"], data,
+                            DATASETS[config["dataset"]].options(config))
+    return with_validation_in_training(prepared) if config.get("refit_schedule") else prepared
+
+
+def refit_split(split):
+    """The refit protocol's split: the validation ratings join the training ones (the test ones stay apart). The
+    validation part is kept, so that predictions there can be made, but it is trained on now: it selects nothing."""
+    return Split(np.sort(np.concatenate([split.train, split.val])), split.val, split.test)
+
+
+def with_validation_in_training(prepared):
+    """The prepared data of a refit: the train matrix holds the training and validation ratings."""
+    split = refit_split(prepared.split)
+    print(f"Refit: training on train + validation, {len(split.train):,} ratings")
+    train = sparse_rating_matrix(*triples(prepared.data, split.train, prepared.orientation), prepared.shape)
+    return dataclasses.replace(prepared, split=split, train=train)
 
 
 def load_run_data(config):

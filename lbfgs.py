@@ -313,10 +313,10 @@ def scores_text(scores):
 
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
-          on_epoch=None, solver="tensorflow"):
+          on_epoch=None, solver="tensorflow", select=True):
     """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`. The
     model ends with the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel
-    stored. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch).
+    stored; without `select` (a refit) every stage runs all its epochs and keeps its last. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch).
     KeyboardInterrupt propagates; the last checkpoint (with the first stage's best weights) stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
     state = {"history": [], "stage": 0, **NEW_STAGE}
@@ -336,14 +336,14 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
             state["history"].append(row)
             if not all(math.isfinite(value) for value in scores.values()):
                 raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
-            improved = scores["val_rmse_clip"] < state["best_val"] - min_delta
+            improved = not select or scores["val_rmse_clip"] < state["best_val"] - min_delta
             if improved:
                 state.update(best_val=scores["val_rmse_clip"], best_epoch=row["epoch"], bad_epochs=0)
                 best_weights = model.get_weights()
             else:
                 state["bad_epochs"] += 1
             log(f"epoch {row['epoch']} ({name} {state['stage_epoch']}/{epochs}, {iterations_run} iterations, "
-                f"{seconds:.1f} s): {scores_text(scores)}{' (best)' if improved else ''}")
+                f"{seconds:.1f} s): {scores_text(scores)}{' (best)' if improved and select else ''}")
             checkpoint.save(model, best_weights, state, first_stage_weights)
             if on_epoch:
                 on_epoch(row)

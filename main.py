@@ -77,6 +77,7 @@ SPLIT = "stratified"  # the evaluation protocol ('seed' is the earlier name of '
 TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the paper's windows)
 SPLIT_SEED = data_processor.SPLIT_SEED  # random draws of the split
 REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; u1, u2, ...): mean and std
+REFIT = False  # then train again on train + validation for the epochs validation chose; test metrics in refit/
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
@@ -150,8 +151,33 @@ def main(argv=None):
 
 def run(config, data=None, tags=(), first_stage=None):
     """Train and evaluate one configuration (on `data` when it is already loaded); GLocal-K also saves its first
-    stage as a sparsefc run with `first_stage` (that configuration, a folder). Returns (exit status, metrics);
-    metrics is None when nothing was evaluated."""
+    stage as a sparsefc run with `first_stage` (that configuration, a folder). With --refit, then the refit
+    protocol in the results folder's refit/: the same network trained again on the training and validation ratings
+    together, for exactly the epochs (each L-BFGS stage's, the deep network's with their learning rates) that
+    validation chose, and scored on the test ratings. Returns (exit status, the train-only run's metrics); metrics
+    is None when nothing was evaluated or the refit was interrupted."""
+    results_dir = Path(config["results_dir"])
+    trained = config["refit"] and config["resume"] and (results_dir / "metrics.json").is_file() and not (
+        results_dir / "checkpoint.json").is_file()  # --resume of a run interrupted in its refit
+    status, result = (0, reporting.finished_result(results_dir)) if trained else train_and_evaluate(
+        config, data, tags, first_stage)
+    if not config["refit"] or status != 0:
+        return status, result
+    refit_dir = results_dir / "refit"
+    schedule = result["refit_schedule"]
+    print(f"\n=== refit on train + validation: {reporting.schedule_text(schedule)} ===")
+    refit_config = {**config, "refit": False, "refit_schedule": schedule, "results_dir": refit_dir,
+                    "resume": (refit_dir / "checkpoint.json").is_file()}
+    if first_stage:  # the first stage of glocalk's refit is sparsefc's refit
+        first_stage = ({**first_stage[0], "refit_schedule": {"stage_epochs": schedule["stage_epochs"][:1]}},
+                       first_stage[1] / "refit")
+    refit_status, refit_result = train_and_evaluate(refit_config, data, tags, first_stage)
+    return refit_status, (None if refit_result is None else result)
+
+
+def train_and_evaluate(config, data=None, tags=(), first_stage=None):
+    """One training run, evaluated and saved (a refit when config holds a refit_schedule). Returns (exit status,
+    metrics)."""
     import inference  # TensorFlow is imported once a run starts: --help and bad flags answer at once
     import recommendations
     import training
@@ -162,6 +188,7 @@ def run(config, data=None, tags=(), first_stage=None):
     # Only the chief writes results; other workers write into a temporary folder that nobody reads.
     results_dir = reporting.prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
     record = reporting.run_record(config, prepared.data, results_dir)
+    refit = bool(config.get("refit_schedule"))
     with training.Session(config, record, results_dir, chief, tags) as session:
         # ---- model and training ----------------------------------------------------------------------------------
         if config["model"] == "kernel":  # kernelised layers, full-batch L-BFGS, float32
@@ -182,6 +209,10 @@ def run(config, data=None, tags=(), first_stage=None):
             result["pre_training"] = training.evaluate_pre_training(config, network, first_stage_weights, prepared)
         result.update(diverged=session.diverged, **reporting.run_facts(
             history, kept_epoch, train_seconds, session.initial_epoch, prepared.split, precision, record))
+        if refit:  # its validation ratings were trained on
+            result = reporting.without_validation(result)
+        else:  # what a refit of this run replays
+            result["refit_schedule"] = training.refit_schedule(config, history, kept_epoch)
         # ---- results ---------------------------------------------------------------------------------------------
         reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
@@ -191,7 +222,9 @@ def run(config, data=None, tags=(), first_stage=None):
     if session.interrupted:
         return 130, None
     reporting.print_result(result, results_dir)
-    recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0), prepared.data.user_ids[0])
+    if not refit:
+        recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0),
+                                    prepared.data.user_ids[0])
     return (1 if session.diverged else 0), result
 
 

@@ -204,6 +204,22 @@ def run_facts(history, kept_epoch, train_seconds, initial_epoch, split, precisio
             "precision": precision, "config": record}
 
 
+def without_validation(result):
+    """A refit's metrics: none on the validation ratings, which it trained on."""
+    result = {**result, **{key: None for key in result if key.startswith("val_")}}
+    if result.get("pre_training"):
+        result["pre_training"] = without_validation(result["pre_training"])
+    return result
+
+
+def schedule_text(schedule):
+    """A refit's schedule in words."""
+    if "stage_epochs" in schedule:
+        return "L-BFGS epochs per stage " + ", ".join(map(str, schedule["stage_epochs"]))
+    rates = schedule["learning_rates"]
+    return f"{len(rates)} epochs, learning rate {rates[0]:g}" + (f" to {rates[-1]:g}" if rates[-1] != rates[0] else "")
+
+
 def print_result(result, results_dir):
     print()
     print_metrics(result)
@@ -218,7 +234,10 @@ def print_metrics(result):
     """The figures of metrics.json, as main.py and evaluate.py print them."""
     print(f"Test masked RMSE (per-user, the seed's metric): {result['test_masked_rmse']:.4f}")
     print(f"Test RMSE (global, the literature's metric):    {result['test_rmse']:.4f}")
-    print(f"Validation RMSE (global):                       {result['val_rmse']:.4f}")
+    if result["val_rmse"] is not None:
+        print(f"Validation RMSE (global):                       {result['val_rmse']:.4f}")
+    else:
+        print("Validation RMSE (global):                       none: a refit trains on the validation ratings")
     if result["test_ndcg_at_10"] is not None:
         print(f"Test NDCG@10 / Recall@10:                       {result['test_ndcg_at_10']:.4f} / "
               f"{result['test_recall_at_10']:.4f}")
@@ -249,11 +268,17 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
     printed too."""
     if not config["compare"]:
         summary = summarise(runs[config["preset"]])
+        refit = runs.get(f"{config['preset']} (refit)")
+        if refit:
+            summary["refit"] = summarise(refit)
         utils.save_json(results_dir / "summary.json", summary)
-        print(f"\n{config['preset']} preset on {config['dataset']}, split {config['split']}, {summary['n_runs']} "
-              f"runs: test RMSE (global) {summary['test_rmse_mean']:.4f} ± {summary['test_rmse_std']:.4f}, test "
-              f"masked RMSE (per-user) {summary['test_masked_rmse_mean']:.4f} ± "
-              f"{summary['test_masked_rmse_std']:.4f} (summary.json in {results_dir})")
+        for name, rows in [(f"{config['preset']} preset", summary), (f"{config['preset']} preset refitted on train + "
+                                                                      f"validation", summary.get("refit"))]:
+            if rows:
+                print(f"\n{name} on {config['dataset']}, split {config['split']}, {rows['n_runs']} runs: test RMSE "
+                      f"(global) {rows['test_rmse_mean']:.4f} ± {rows['test_rmse_std']:.4f}, test masked RMSE "
+                      f"(per-user) {rows['test_masked_rmse_mean']:.4f} ± {rows['test_masked_rmse_std']:.4f}")
+        print(f"(summary.json in {results_dir})")
         return 0
     row_tests, reference = tests
     rows = [{"name": name, **summarise(model_runs), **row_tests.get(name, {})} for name, model_runs in runs.items()]
@@ -272,8 +297,13 @@ def comparison_heading(config, reference):
     lines = [f"Made by `{command}` on {utils.cpu_description()}, {datetime.now(timezone.utc):%Y-%m-%d}.",
              f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s); test RMSE (global), "
              f"predictions clipped to the scale; every selection on validation ratings."]
+    if config["refit"]:
+        lines.append("(refit): the row's model trained again on train + validation for exactly the epochs validation "
+                     "chose (the Bayesian rows, which choose nothing, simply fitted on both); the refit blend applies "
+                     "the weights fitted on the train-only members' validation predictions to the refits' test "
+                     "predictions.")
     if reference:
-        lines.append(f"Δ: the row's mean test RMSE minus {reference}'s (the strongest Bayesian row). p per split: "
+        lines.append(f"Δ: the row's mean test RMSE minus the strongest Bayesian row's ({reference}). p per split: "
                      f"Student's paired t-test on the two rows' squared errors over the same test ratings (the "
                      f"largest p of the splits); p across splits: paired t-test on the split RMSEs.")
     return lines

@@ -198,14 +198,19 @@ def row_batches(inputs, targets, batch_size, shuffle_seed=None):
 
 
 def keras_callbacks(config, session):
-    """Stop on NaN, early stopping (counting resumed epochs), the checkpoint, CometML per epoch, the schedule."""
+    """Stop on NaN, early stopping (counting resumed epochs), the checkpoint, CometML per epoch, the schedule; a
+    refit replays the learning rate of each epoch of the run it refits, and stops at its last epoch."""
     checkpoint = session.checkpoint
+    log_epoch = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: session.comet.log_metrics(logs, epoch=epoch + 1))
+    if config.get("refit_schedule"):
+        rates = config["refit_schedule"]["learning_rates"]
+        return [keras.callbacks.TerminateOnNaN(), checkpoint, log_epoch,
+                keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
     callbacks = [keras.callbacks.TerminateOnNaN(),
                  ResumableEarlyStopping(checkpoint.history, monitor="val_loss", min_delta=config["early_stopping_min_delta"],
                                         patience=config["early_stopping_patience"]),
-                 checkpoint,
-                 keras.callbacks.LambdaCallback(
-                     on_epoch_end=lambda epoch, logs: session.comet.log_metrics(logs, epoch=epoch + 1))]
+                 checkpoint, log_epoch]
     if config["lr_schedule"] == "step":
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: config["learning_rate"] * 0.5 ** sum(epoch >= step for step in config["lr_step_epochs"])))
@@ -226,12 +231,14 @@ def fit_keras(config, network, prepared, session, strategy=None):
     summary_lines = []
     network.summary(print_fn=lambda line, **kwargs: summary_lines.append(line))
     session.comet.log_model_summary("\n".join(summary_lines))
-    print(f"Training on the {config['training_path']} path ({network.compute_dtype}), up to {config['epochs']} "
-          f"epochs from epoch {session.initial_epoch + 1}")
+    refit = config.get("refit_schedule")
+    epochs = len(refit["learning_rates"]) if refit else config["epochs"]
+    print(f"Training on the {config['training_path']} path ({network.compute_dtype}), "
+          f"{'exactly' if refit else 'up to'} {epochs} epochs from epoch {session.initial_epoch + 1}")
     try:
-        network.fit(train_data, epochs=config["epochs"], initial_epoch=session.initial_epoch, verbose=2,
-                    validation_data=val_data, steps_per_epoch=steps, callbacks=keras_callbacks(config, session),
-                    shuffle=False)  # row_batches shuffles
+        network.fit(train_data, epochs=epochs, initial_epoch=session.initial_epoch, verbose=2,
+                    validation_data=None if refit else val_data, steps_per_epoch=steps,
+                    callbacks=keras_callbacks(config, session), shuffle=False)  # row_batches shuffles
     except tf.errors.OpError as error:
         if config["distribute"] == "none":
             raise
@@ -273,10 +280,16 @@ def fit_lbfgs(config, network, prepared, session):
                config["lbfgs_iterations"], False)]
     if config["global_kernel_size"]:
         stages.append(("fine-tuning", config["finetune_epochs"], config["finetune_iterations"], True))
+    refit = config.get("refit_schedule")
+    if refit:  # each stage for the epochs validation kept in the run refitted; its validation ratings trained on
+        stages = [(name, epochs, iterations, global_stage) for (name, _, iterations, global_stage), epochs
+                  in zip(stages, refit["stage_epochs"])]
+        print("Refit: every stage runs its epochs and keeps the last; the validation RMSE below is of ratings it "
+              "trains on")
     try:
         history, first_stage_weights, kept_epoch = lbfgs.train(
             network, prepared.train, prepared.val, stages, config["early_stopping_patience"],
-            config["early_stopping_min_delta"], session.checkpoint,
+            config["early_stopping_min_delta"], session.checkpoint, select=not refit,
             resume=config["resume"], solver=config["lbfgs_solver"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:
@@ -285,6 +298,16 @@ def fit_lbfgs(config, network, prepared, session):
         return [], None, None
     session.checkpoint.remove()
     return history, first_stage_weights, kept_epoch
+
+
+def refit_schedule(config, history, kept_epoch):
+    """What a refit of this run replays: the deep network's epochs up to the kept one with each one's learning
+    rate; the kernel network's number of epochs of each stage up to the one that stage kept."""
+    if config["model"] != "kernel":
+        return {"learning_rates": [float(f"{row['learning_rate']:.7g}") for row in history[:kept_epoch]]}
+    stages = [[row for row in history if row["stage"] == name] for name in dict.fromkeys(row["stage"] for row in history)]
+    return {"stage_epochs": [lbfgs.stage_kept_epoch(rows, config["early_stopping_min_delta"]) - rows[0]["epoch"] + 1
+                             for rows in stages]}
 
 
 def first_stage_network(config, network, first_stage_weights, prepared):
@@ -318,8 +341,12 @@ def save_first_stage_run(config, results_dir, network, first_stage_weights, hist
     stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
     result, predictions = inference.evaluate(local, prepared)
     result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
-    result.update(reporting.run_facts(stage, lbfgs.stage_kept_epoch(stage, config["early_stopping_min_delta"]),
-                                      sum(row["seconds"] for row in stage), 0, prepared.split, "float32", record))
+    refit = config.get("refit_schedule")
+    kept_epoch = len(stage) if refit else lbfgs.stage_kept_epoch(stage, config["early_stopping_min_delta"])
+    result.update(reporting.run_facts(stage, kept_epoch, sum(row["seconds"] for row in stage), 0, prepared.split,
+                                      "float32", record))
+    result = reporting.without_validation(result) if refit else {
+        **result, "refit_schedule": refit_schedule(config, stage, kept_epoch)}
     reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
     reporting.save_results(results_dir, local, result, stage, prepared.data, config)
     print(f"sparsefc (glocalk's first stage): test RMSE (global) {result['test_rmse']:.4f}, in {results_dir}")
