@@ -293,7 +293,7 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
 
 def comparison_heading(config, reference):
     """What a comparison table is: its command, data, protocol, machine, and how to read its tests."""
-    command = "python3 main.py " + " ".join(config["argv"])
+    command = "python3 main.py " + " ".join(flag for flag in config["argv"] if flag != "--resume")  # same table
     lines = [f"Made by `{command}` on {utils.cpu_description()}, {datetime.now(timezone.utc):%Y-%m-%d}.",
              f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s); test RMSE (global), "
              f"predictions clipped to the scale; every selection on validation ratings."]
