@@ -20,7 +20,8 @@ import config
 from config import ConfigError
 
 
-def main(argv=None):
+def parse_arguments(argv):
+    """The flags, checked, and the names of the baselines they choose."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=list(data_processor.DATASETS), default="ml-1m")
     parser.add_argument("--data-dir", default=None)
@@ -49,6 +50,11 @@ def main(argv=None):
         names = [name for name in baseline_models.BASELINES if baseline_models.baseline_folder(name) in args.only]
     else:
         names = baseline_models.BASELINES if args.ordered_probit else baseline_models.DEFAULT_BASELINES
+    return args, names
+
+
+def main(argv=None):
+    args, names = parse_arguments(argv)
     try:
         settings = {**vars(args), "split": data_processor.SPLIT_ALIASES.get(args.split, args.split),
                     "separator": {"\\t": "\t", "tab": "\t"}.get(args.separator, args.separator)}

@@ -18,80 +18,89 @@ def run_splits(config, run, parse_config, presets):
     --compare the chosen presets and baselines, each run in its own folder. `run(config, data, tags, first_stage)`
     trains one (main.run), `parse_config(argv, preset)` makes a preset's configuration, `presets` is main.PRESETS.
     Writes summary.json (one configuration) or comparison.csv/.md/.png (mean ± std over the splits). With
-    --resume, finished members are read back, an interrupted one continues from its checkpoint, the rest run."""
+    --resume, finished members are read back, an interrupted one continues from its checkpoint, the rest run.
+    With --refit, each row's refit (main.run) is a row of its own, and so is the blend of the refits."""
     presets, baseline_names = compare_rows(config, presets) if config["compare"] else ([config["preset"]], [])
     data = data_processor.load_run_data(config)
     results_dir = reporting.prepare_results_dir(config["results_dir"])
     models = models_to_run(config, results_dir, presets, parse_config)
-    first_stage_shared = shares_first_stage(models)  # sparsefc's run is glocalk's first stage: trained once
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
-    baseline_runs, model_runs, blends = {}, {name: [] for name in models}, []
     member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
                       **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
-    refit_runs, refit_blends = {}, []  # --refit: the rows refitted on train + validation
+    rows, blends = {}, {"splits": [], "refit_splits": []}  # rows: {row name: its result on each split}
     for index in range(config["repeats"]):
         split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
         print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
               f"{split_flags['split_seed']} ===")
-        if baseline_names:
-            parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"],
-                                                 config["time_window"])
-            results = baseline_models.evaluate_baselines(data, parts, results_dir, run_name, baseline_names,
-                                                         keep_finished=config["resume"])
-            if config["refit"]:
-                results += baseline_models.evaluate_baselines(
-                    data, parts, results_dir, f"{run_name}/refit", baseline_names, keep_finished=config["resume"],
-                    refit_of={result["name"]: result for result in results})
-            for result in results:
-                runs = refit_runs if result.get("refit") else baseline_runs
-                runs.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(
-                    {**split_flags, **result})
-        for name, (model_config, folder) in models.items():
-            if name == "sparsefc" and first_stage_shared:
-                continue  # written by glocalk's run, below
-            first_stage = (models["sparsefc"][0], models["sparsefc"][1] / run_name) if (
-                name == "glocalk" and first_stage_shared) else None
-            status, result = run_member(run, name, {**model_config, **split_flags}, folder / run_name, data, group,
-                                        config["resume"], first_stage)
-            if result is None or (status != 0 and not config["compare"]):
-                return status
-            model_runs[name].append(reporting.run_summary(result, split_flags))
-            if first_stage:
-                first_stage_result = reporting.finished_result(first_stage[1])
-                model_runs["sparsefc"].append(reporting.run_summary(first_stage_result, split_flags))
-            for row, member in [(name, folder / run_name)] + ([("sparsefc", first_stage[1])] if first_stage else []):
-                refitted = config["refit"] and reporting.finished_result(member / "refit")
-                if refitted:
-                    refit_runs.setdefault(refit_row(row if not config["compare"] else f"{row} preset"), []).append(
-                        reporting.run_summary(refitted, split_flags))
+        for result in split_baselines(config, data, split_flags, results_dir, run_name, baseline_names):
+            rows.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(
+                {**split_flags, **result})
+        status = run_models(config, run, models, data, split_flags, run_name, group, rows)
+        if status is not None:
+            return status
         if config["compare"]:  # every finished member of this split, blended on its validation ratings
             members = [folder / run_name for folder in member_folders.values()]
-            blends.append({**split_flags, **blending.blend_folders(members, data, results_dir / "blend" / run_name)})
-            if config["refit"]:  # the same weights' fit, applied to the refitted members' test predictions
-                refit_blends.append({**split_flags, **blending.blend_folders(
-                    members, data, results_dir / "blend" / run_name / "refit", refit=True)})
+            for refit, kind in ((False, "splits"), (True, "refit_splits"))[:1 + config["refit"]]:
+                blends[kind].append({**split_flags, **blending.blend_folders(  # refit: the same fit, the refits' test
+                    members, data, results_dir / "blend" / run_name / ("refit" if refit else ""), refit=refit)})
     if not config["compare"]:
-        return reporting.save_summaries(results_dir, config, {**model_runs, **refit_runs})
-    runs = {**baseline_runs, **{f"{name} preset": rows for name, rows in model_runs.items()}}
-    return save_comparison(config, data, results_dir, runs, blends, member_folders, refit_runs, refit_blends)
+        return reporting.save_summaries(results_dir, config, rows)
+    return save_comparison(config, data, results_dir, rows, blends, member_folders)
 
 
-def save_comparison(config, data, results_dir, runs, blends, member_folders, refit_runs, refit_blends):
+def split_baselines(config, data, split_flags, results_dir, run_name, names):
+    """The baselines of one split, each in its folder (read back when finished, with --resume), then their refits."""
+    if not names:
+        return []
+    parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"], config["time_window"])
+    results = baseline_models.evaluate_baselines(data, parts, results_dir, run_name, names,
+                                                 keep_finished=config["resume"])
+    if config["refit"]:
+        results += baseline_models.evaluate_baselines(data, parts, results_dir, f"{run_name}/refit", names,
+                                                      keep_finished=config["resume"],
+                                                      refit_of={result["name"]: result for result in results})
+    return results
+
+
+def run_models(config, run, models, data, split_flags, run_name, group, rows):
+    """The presets of one split, each added to `rows` with its refit; sparsefc's run is glocalk's first stage when
+    both are chosen (trained once). Returns the exit status that stops the command, or None."""
+    first_stage_shared = shares_first_stage(models)
+    for name, (model_config, folder) in models.items():
+        if name == "sparsefc" and first_stage_shared:
+            continue  # written by glocalk's run, below
+        first_stage = (models["sparsefc"][0], models["sparsefc"][1] / run_name) if (
+            name == "glocalk" and first_stage_shared) else None
+        status, result = run_member(run, name, {**model_config, **split_flags}, folder / run_name, data, group,
+                                    config["resume"], first_stage)
+        if result is None or (status != 0 and not config["compare"]):
+            return status
+        for row, member in [(name, folder / run_name)] + ([("sparsefc", first_stage[1])] if first_stage else []):
+            row = f"{row} preset" if config["compare"] else row
+            rows.setdefault(row, []).append(reporting.run_summary(reporting.finished_result(member), split_flags))
+            refitted = config["refit"] and reporting.finished_result(member / "refit")
+            if refitted:
+                rows.setdefault(refit_row(row), []).append(reporting.run_summary(refitted, split_flags))
+    return None
+
+
+def save_comparison(config, data, results_dir, rows, blends, member_folders):
     """blend.json, and the table of every row and the blend, then with --refit the same rows refitted, each with
     its paired tests against the strongest Bayesian row of its kind (reporting.save_summaries)."""
-    utils.save_json(results_dir / "blend.json", {"splits": blends, "refit_splits": refit_blends})
-    runs = {**runs, BLEND_ROW: blend_rows(blends)}
-    refit_runs = {**refit_runs, refit_row(BLEND_ROW): blend_rows(refit_blends)} if config["refit"] else {}
-    refit_runs = {refit_row(name): refit_runs[refit_row(name)] for name in runs if refit_row(name) in refit_runs}
+    utils.save_json(results_dir / "blend.json", blends)
+    runs = {**{name: runs for name, runs in rows.items() if not name.endswith(REFIT)},
+            BLEND_ROW: blend_rows(blends["splits"])}
+    rows = {**rows, refit_row(BLEND_ROW): blend_rows(blends["refit_splits"])}
+    refit_runs = {refit_row(name): rows[refit_row(name)] for name in runs if rows.get(refit_row(name))}
     member_folders = {**member_folders, BLEND_ROW: results_dir / "blend"}
     tests, references = {}, []
-    for rows, subfolder in ((runs, ""), (refit_runs, "refit")):
+    for kind_rows, subfolder in ((runs, ""), (refit_runs, "refit")):
         rename = refit_row if subfolder else (lambda name: name)
         names = {rename(name): name for name in member_folders}
         row_folders = {name: [member_folders[names[name]] / f"run-{index + 1}" / subfolder
-                              for index in range(config["repeats"])] for name in rows if name in names}
+                              for index in range(config["repeats"])] for name in kind_rows if name in names}
         row_tests, reference = blending.paired_tests(data, row_folders, {
-            name: reporting.summarise(split_rows) for name, split_rows in rows.items()},
+            name: reporting.summarise(split_rows) for name, split_rows in kind_rows.items()},
             bayesian=[rename(name) for name in blending.BAYESIAN_ROWS])
         tests.update(row_tests)
         references += [reference] if reference else []
@@ -102,9 +111,12 @@ def save_comparison(config, data, results_dir, runs, blends, member_folders, ref
 BLEND_ROW = "blend of the above (fitted on validation)"
 
 
+REFIT = " (refit)"
+
+
 def refit_row(name):
     """The name of a row's refit: 'bfm (refit)'."""
-    return f"{name} (refit)"
+    return name + REFIT
 
 
 def blend_rows(blends):

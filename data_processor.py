@@ -22,7 +22,7 @@ import numpy as np
 from datasets import DATASETS, download
 from datasets.lines import DataError, bad_line, read_bytes
 from datasets import splits
-from datasets.splits import SPLIT_ALIASES, SPLIT_SEED, Split
+from datasets.splits import SPLIT_ALIASES, SPLIT_SEED, Split, refit_split
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DATA_DIR = PROJECT_DIR / "data"  # a data set lives in DATA_DIR/<its folder> unless --data-dir says otherwise
@@ -91,12 +91,6 @@ def prepare_run_data(config, data=None):
                             config["orientation"], config["time_window"], data,
                             DATASETS[config["dataset"]].options(config))
     return with_validation_in_training(prepared) if config.get("refit_schedule") else prepared
-
-
-def refit_split(split):
-    """The refit protocol's split: the validation ratings join the training ones (the test ones stay apart). The
-    validation part is kept, so that predictions there can be made, but it is trained on now: it selects nothing."""
-    return Split(np.sort(np.concatenate([split.train, split.val])), split.val, split.test)
 
 
 def with_validation_in_training(prepared):

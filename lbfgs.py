@@ -316,8 +316,8 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
           on_epoch=None, solver="tensorflow", select=True):
     """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`. The
     model ends with the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel
-    stored; without `select` (a refit) every stage runs all its epochs and keeps its last. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch).
-    KeyboardInterrupt propagates; the last checkpoint (with the first stage's best weights) stays."""
+    stored; without `select` (a refit) each stage runs all its epochs and keeps its last. Returns (the history:
+    one dict per epoch, the first stage's best weights, the kept epoch). On KeyboardInterrupt the checkpoint stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
     state = {"history": [], "stage": 0, **NEW_STAGE}
     best_weights = first_stage_weights = None

@@ -164,7 +164,7 @@ def run(config, data=None, tags=(), first_stage=None):
     if not config["refit"] or status != 0:
         return status, result
     refit_dir = results_dir / "refit"
-    schedule = result["refit_schedule"]
+    schedule = result.get("refit_schedule") or refit_schedule_of(config, results_dir, result)
     print(f"\n=== refit on train + validation: {reporting.schedule_text(schedule)} ===")
     refit_config = {**config, "refit": False, "refit_schedule": schedule, "results_dir": refit_dir,
                     "resume": (refit_dir / "checkpoint.json").is_file()}
@@ -175,20 +175,24 @@ def run(config, data=None, tags=(), first_stage=None):
     return refit_status, (None if refit_result is None else result)
 
 
+def refit_schedule_of(config, results_dir, result):
+    """The refit schedule of a run finished before runs recorded it, from its history.csv."""
+    import training
+
+    return training.refit_schedule(config, utils.read_history_csv(results_dir / "history.csv"), result["kept_epoch"])
+
+
 def train_and_evaluate(config, data=None, tags=(), first_stage=None):
-    """One training run, evaluated and saved (a refit when config holds a refit_schedule). Returns (exit status,
-    metrics)."""
+    """One training run (a refit where config holds a refit_schedule), evaluated and saved: (exit status, metrics)."""
     import inference  # TensorFlow is imported once a run starts: --help and bad flags answer at once
     import recommendations
     import training
 
     strategy = distribute.make_strategy(config["distribute"], config["devices"])  # before any TensorFlow work
-    chief = distribute.is_chief()
+    chief = distribute.is_chief()  # only the chief writes results; the other workers, where nobody reads
     prepared = data_processor.prepare_run_data(config, data)  # first: bad data leaves no empty results folder
-    # Only the chief writes results; other workers write into a temporary folder that nobody reads.
     results_dir = reporting.prepare_results_dir(config["results_dir"] if chief else tempfile.mkdtemp(prefix="worker-"))
     record = reporting.run_record(config, prepared.data, results_dir)
-    refit = bool(config.get("refit_schedule"))
     with training.Session(config, record, results_dir, chief, tags) as session:
         # ---- model and training ----------------------------------------------------------------------------------
         if config["model"] == "kernel":  # kernelised layers, full-batch L-BFGS, float32
@@ -209,10 +213,8 @@ def train_and_evaluate(config, data=None, tags=(), first_stage=None):
             result["pre_training"] = training.evaluate_pre_training(config, network, first_stage_weights, prepared)
         result.update(diverged=session.diverged, **reporting.run_facts(
             history, kept_epoch, train_seconds, session.initial_epoch, prepared.split, precision, record))
-        if refit:  # its validation ratings were trained on
-            result = reporting.without_validation(result)
-        else:  # what a refit of this run replays
-            result["refit_schedule"] = training.refit_schedule(config, history, kept_epoch)
+        result = reporting.without_validation(result) if config.get("refit_schedule") else {  # trained on them
+            **result, "refit_schedule": training.refit_schedule(config, history, kept_epoch)}  # what a refit replays
         # ---- results ---------------------------------------------------------------------------------------------
         reporting.save_predictions(results_dir / "predictions.npz", prepared.split, predictions)
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
@@ -222,9 +224,8 @@ def train_and_evaluate(config, data=None, tags=(), first_stage=None):
     if session.interrupted:
         return 130, None
     reporting.print_result(result, results_dir)
-    if not refit:
-        recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0),
-                                    prepared.data.user_ids[0])
+    if not config.get("refit_schedule"):
+        recommendations.print_top_n(recommendations.top_n(network, prepared, user_index=0), prepared.data.user_ids[0])
     return (1 if session.diverged else 0), result
 
 

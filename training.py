@@ -305,7 +305,8 @@ def refit_schedule(config, history, kept_epoch):
     rate; the kernel network's number of epochs of each stage up to the one that stage kept."""
     if config["model"] != "kernel":
         return {"learning_rates": [float(f"{row['learning_rate']:.7g}") for row in history[:kept_epoch]]}
-    stages = [[row for row in history if row["stage"] == name] for name in dict.fromkeys(row["stage"] for row in history)]
+    names = dict.fromkeys(row["stage"] for row in history)
+    stages = [[row for row in history if row["stage"] == name] for name in names]
     return {"stage_epochs": [lbfgs.stage_kept_epoch(rows, config["early_stopping_min_delta"]) - rows[0]["epoch"] + 1
                              for rows in stages]}
 

@@ -89,6 +89,19 @@ def save_history_csv(path, history):
     write_atomic(path, write)
 
 
+def read_history_csv(path):
+    """history.csv back as per-epoch dicts, numbers as numbers (a stage's name stays text)."""
+    def value(text):
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return text
+
+    with open(path, newline="") as handle:
+        return [{key: int(text) if key == "epoch" else value(text) for key, text in row.items()}
+                for row in csv.DictReader(handle)]
+
+
 def program_version():
     """The git commit of this program (with '+changes' when the tree has uncommitted edits), or None outside git."""
     folder = Path(__file__).resolve().parent

@@ -28,6 +28,12 @@ class Split:
     test: np.ndarray
 
 
+def refit_split(split):
+    """The refit protocol's split: the validation ratings join the training ones (the test ones stay apart). The
+    validation part is kept, so that predictions there can be made, but it is trained on now: it selects nothing."""
+    return Split(np.sort(np.concatenate([split.train, split.val])), split.val, split.test)
+
+
 def generic_split(data, split, seed):
     """stratified, random or time (the last TIME_TEST_FRACTION of the time range tests)."""
     if split == "stratified":
