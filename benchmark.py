@@ -1,20 +1,17 @@
-"""Speed of the fast (sparse) path against the plain dense Keras path, measured in one run on the same data; and
-the program at full scale on synthetic data of the real size.
+"""Speed, measured in one run and printed as one JSON line (each path trains --rounds times, the paths taking turns,
+so that a slow spell of a shared machine falls on all alike; medians; each in a process of its own):
 
     python3 benchmark.py [--epochs 5] [--rounds 3] [--data-dir PATH] [--kernels] [--full]
     python3 benchmark.py --lbfgs [--rounds 3] [--lbfgs-iterations N] [--data-dir PATH]
     python3 benchmark.py --synthetic ml-20m|netflix --data-dir DIR [--epoch-fraction 0.02]
+    python3 benchmark.py --compare ROWS
 
-Prints one JSON line: data-preparation seconds (cold and warm), seconds per epoch of each path, peak memory, test
-metrics after the same number of epochs from the same seed, and the ratios dense/fast. Each path trains --rounds
-times, the paths taking turns, so that a slow spell of a shared machine falls on all of them alike; seconds per
-epoch are the median over all rounds of the epochs after the first (which includes tracing).
---full also times a complete default run (`python3 main.py`). --lbfgs times instead one evaluation of the sparsefc
-network's full-batch objective and gradient (what L-BFGS calls ~1,000 times a run) on the whole ML-1M train matrix
-(and ML-100K's u1, when ML100K_DIR or data/ml-100k holds it): with the products over the known ratings only
-(lbfgs.py) and with dense products; then epochs of glocalk's pre-training with scipy's L-BFGS-B and with the
-TensorFlow L-BFGS, from the same weights (seconds per epoch and iteration, evaluations, objective share).
-Each path trains in a process of its own (python3 main.py), so its peak memory is its own.
+The fast (sparse) path against the plain dense Keras path: data preparation, seconds per epoch after the first,
+peak memory, test metrics from the same seed; --full adds a complete default run. --lbfgs: one evaluation of the
+sparsefc network's full-batch objective and gradient with products over the known ratings and dense, then epochs
+of glocalk's pre-training with scipy's L-BFGS-B and the TensorFlow L-BFGS from the same weights, on ML-1M (and
+ML-100K's u1 where ML100K_DIR or data/ml-100k holds it). --synthetic: the program at full scale on synthetic data
+of the real size. --compare: one ML-100K u1 split of --compare ROWS, its baselines beside the networks and in turn.
 """
 
 import argparse
@@ -57,12 +54,6 @@ def prepare(data_dir):
         return data_processor.prepare_data("ml-1m", data_dir, "stratified", data_processor.SPLIT_SEED, "user")
 
 
-def prepare_seconds(data_dir):
-    started = time.perf_counter()
-    prepare(data_dir)
-    return time.perf_counter() - started
-
-
 def main_config(flags):
     """The configuration main.py runs with these flags (its constants, preset and flags)."""
     shown = subprocess.run([sys.executable, MAIN, *flags, "--show-config"], capture_output=True, text=True, check=True)
@@ -85,8 +76,7 @@ def train_path(name, flags, epochs, data_dir, scratch):
 
 
 def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
-    """Forward + backward milliseconds of the first and last layers of the seed's network on one real batch,
-    computed densely and with TensorFlow's sparse kernels, to show which the fast path should use."""
+    """Forward + backward milliseconds of the seed network's first and last layers, dense and sparse, on a batch."""
     import numpy as np
     import tensorflow as tf
 
@@ -131,8 +121,7 @@ def time_layer_kernels(data_dir, batch_size=512, hidden=512, repeats=20):
 
 
 def sparsefc_network(dataset, data_dir):
-    """The sparsefc network (glocalk's first stage) with its data set's values, on ML-1M's random split or
-    ML-100K's u1, with its data and full batch: what --lbfgs times."""
+    """--lbfgs: the sparsefc network with its data set's values, its data (ML-1M random, ML-100K u1), full batch."""
     import lbfgs
     import training
 
@@ -145,9 +134,8 @@ def sparsefc_network(dataset, data_dir):
 
 
 def time_lbfgs_objective(model, prepared, batch, rounds, repeats=3):
-    """Seconds per objective-and-gradient evaluation of the network: lbfgs.py's objective (sparse products over
-    the known ratings) against the same objective with dense products, taking turns; the median over the rounds,
-    and their ratio."""
+    """Seconds per objective-and-gradient evaluation: lbfgs.py's (products over the known ratings) against dense
+    products, taking turns; the medians over the rounds, and their ratio."""
     import tensorflow as tf
 
     dense_inputs = tf.constant(prepared.train.toarray(), tf.float32)
@@ -183,11 +171,9 @@ def time_lbfgs_objective(model, prepared, batch, rounds, repeats=3):
 
 
 def time_lbfgs_epochs(model, batch, rounds, iterations, solvers=("scipy", "tensorflow")):
-    """Seconds per L-BFGS epoch of the network's training (glocalk's pre-training) with each solver: scipy's
-    L-BFGS-B (float64 on the host, the weights crossing to NumPy at every evaluation) and the TensorFlow L-BFGS
-    (lbfgs.py). Each epoch starts from the same weights, the solvers taking turns; medians over the rounds of
-    the seconds per epoch and per iteration, the evaluations per iteration, the share of the epoch spent in the
-    objective (evaluations x seconds per evaluation), the objective and validation RMSE reached; and the ratio."""
+    """An L-BFGS epoch of glocalk's pre-training with each solver (scipy's L-BFGS-B, float64 on the host; lbfgs.py's
+    in TensorFlow) from the same weights, taking turns: medians of the seconds per epoch and iteration, evaluations
+    per iteration, the objective's share of the epoch, the objective and validation RMSE reached; the ratio."""
     import lbfgs
     import tensorflow as tf
 
@@ -244,9 +230,8 @@ def lbfgs_report(dataset, data_dir, rounds, iterations):
 
 
 def benchmark_scale(name, data_dir, scale, epoch_fraction):
-    """--synthetic: write the data set (unless DIR already holds it), prepare it with the project's loader in a
-    child process (so that its peak memory is its own), then time a fraction of one epoch of the seed network on
-    it and scale the seconds up to a whole epoch."""
+    """--synthetic: write the data set (unless DIR holds it), prepare it in a child process (its peak memory its
+    own), then time a fraction of an epoch of the seed network on it, scaled up to a whole epoch."""
     import math
 
     import training
@@ -290,9 +275,8 @@ def process_peak_memory_mb():
 
 
 def time_recommendations(network, prepared, users=20000, count=10):
-    """What recommend.py --all-users costs on this model shape (the network as the timed batches left it): users
-    per second over the first `users` users, and the extra memory it needs (peak over resident memory before;
-    Linux' peak counter is reset first)."""
+    """What recommend.py --all-users costs on this model shape: users per second over the first `users` users, and
+    its extra memory (peak over resident memory before; Linux' peak counter is reset first)."""
     import recommendations
 
     users = np.arange(min(users, prepared.data.n_users))
@@ -310,8 +294,7 @@ def time_recommendations(network, prepared, users=20000, count=10):
 
 
 def in_child(target, *args):
-    """target(*args, queue) in a fresh interpreter (forking a process with TensorFlow hangs), so that its memory is
-    its own; returns what it puts on the queue."""
+    """target(*args, queue) in a fresh interpreter (its memory its own): what it puts on the queue."""
     import multiprocessing
     from queue import Empty
 
@@ -373,15 +356,28 @@ def time_paths(data_dir, args):
     return result
 
 
-def time_default_run(data_dir):
-    """--full: a complete default run of main.py, its seconds and metrics."""
+def seconds_of(function, *args):
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+def time_main(flags):
+    """main.py with these flags, writing into a scratch folder: (its wall seconds, its metrics.json or None)."""
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        subprocess.run([sys.executable, MAIN, "--data-dir", str(data_dir), "--results-dir", scratch], check=True,
-                       stdout=subprocess.DEVNULL)
-        metrics = json.loads((Path(scratch) / "metrics.json").read_text())
-    del metrics["config"]
-    return {"full_default_run_seconds": round(time.perf_counter() - started, 1), "full_default_run_metrics": metrics}
+        subprocess.run([sys.executable, MAIN, *flags, "--results-dir", scratch], check=True, stdout=subprocess.DEVNULL)
+        metrics = Path(scratch) / "metrics.json"
+        return round(time.perf_counter() - started, 1), json.loads(metrics.read_text()) if metrics.is_file() else None
+
+
+def time_compare(rows):
+    """main.py --compare ROWS on ML-100K u1, its baselines beside the networks then in turn: seconds, ratio."""
+    data_dir = data_processor.resolve_data_dir("ml-100k", os.environ.get("ML100K_DIR"))
+    flags = ["--compare", rows, "--dataset", "ml-100k", "--data-dir", str(data_dir), "--split", "u1"]
+    seconds = {way: time_main([*flags, f"--{way}"])[0] for way in ("baselines-beside", "no-baselines-beside")}
+    return {"machine": machine_description(), "compare": rows, "seconds": seconds,
+            "in_turn_over_beside": round(seconds["no-baselines-beside"] / seconds["baselines-beside"], 2)}
 
 
 def command_line():
@@ -398,6 +394,8 @@ def command_line():
     parser.add_argument("--lbfgs-iterations", type=int, default=0,
                         help="--lbfgs: L-BFGS iterations of the timed epochs (default: the preset's, 50 on ML-1M "
                              "and 5 on ML-100K)")
+    parser.add_argument("--compare", metavar="ROWS", help="time main.py --compare ROWS on ML-100K u1 with the "
+                        "baselines beside the networks and in turn")
     parser.add_argument("--synthetic", choices=["ml-20m", "netflix"],
                         help="write (unless --data-dir holds it) and time a synthetic data set of the real size")
     parser.add_argument("--scale", type=float, default=1.0, help="--synthetic: fraction of the real size")
@@ -416,6 +414,9 @@ def main_benchmark(argv=None):
             parser.error("--scale and --epoch-fraction must be in (0, 1]")
         print(json.dumps(benchmark_scale(args.synthetic, args.data_dir, args.scale, args.epoch_fraction)))
         return 0
+    if args.compare:
+        print(json.dumps(time_compare(args.compare)))
+        return 0
     if args.epochs < 2 or args.rounds < 1 or args.lbfgs_iterations < 0:
         parser.error("--epochs must be at least 2, --rounds at least 1, --lbfgs-iterations at least 0")
     try:
@@ -433,12 +434,14 @@ def main_benchmark(argv=None):
         print(json.dumps(result))
         return 0
     result = {"machine": machine_description(), "epochs": args.epochs, "rounds": args.rounds,
-              "data_prep_seconds_cold": round(prepare_seconds(data_dir), 3),
-              "data_prep_seconds_warm": round(prepare_seconds(data_dir), 3), **time_paths(data_dir, args)}
+              **{f"data_prep_seconds_{kind}": round(seconds_of(prepare, data_dir), 3) for kind in ("cold", "warm")},
+              **time_paths(data_dir, args)}
     if args.kernels:
         result.update(time_layer_kernels(data_dir))
-    if args.full:
-        result.update(time_default_run(data_dir))
+    if args.full:  # a complete default run
+        seconds, metrics = time_main(["--data-dir", str(data_dir)])
+        result.update(full_default_run_seconds=seconds,
+                      full_default_run_metrics={key: value for key, value in metrics.items() if key != "config"})
     print(json.dumps(result))
     return 0
 

@@ -5,6 +5,9 @@ a folder of its own; with --resume, finished members are read back and an interr
 The one-run function and the presets come from main.py, which calls run_splits.
 """
 
+import contextlib
+import multiprocessing
+
 import baseline_models
 import blending
 import data_processor
@@ -27,31 +30,55 @@ def run_splits(config, run, parse_config, presets):
     group = f"group-{reporting.group_name(config)}"  # one CometML tag shared by the runs of this command
     member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
                       **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
-    rows, blends = {}, {"splits": [], "refit_splits": []}  # rows: {row name: its result on each split}
-    for index in range(config["repeats"]):
-        split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
-        print(f"\n=== run {index + 1}/{config['repeats']}: split {split_flags['split']}, split seed "
-              f"{split_flags['split_seed']} ===")
-        for result in split_baselines(config, data, split_flags, results_dir, run_name, baseline_names):
-            rows.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(
-                {**split_flags, **result})
-        status = run_models(config, run, models, data, split_flags, run_name, group, rows)
-        if status is not None:
-            return status
-        if config["compare"]:  # every finished member of this split, blended on its validation ratings
-            members = [folder / run_name for folder in member_folders.values()]
-            for refit, kind in ((False, "splits"), (True, "refit_splits"))[:1 + config["refit"]]:
-                blends[kind].append({**split_flags, **blending.blend_folders(  # refit: the same fit, the refits' test
-                    members, data, results_dir / "blend" / run_name / ("refit" if refit else ""), refit=refit)})
+    beside = baseline_names and config["baselines_beside"]
+    with multiprocessing.get_context("spawn").Pool(1) if beside else contextlib.nullcontext() as pool:
+        baselines = pool.apply_async(every_split_baselines, (config, data, results_dir, baseline_names)) if beside \
+            else None  # a process of its own, while this one trains the networks
+        rows = {}  # {row name: its result on each split}
+        for index in range(config["repeats"]):
+            print(f"\n=== run {index + 1}/{config['repeats']}: split {split_of_repeat(config, index)['split']}, "
+                  f"split seed {split_of_repeat(config, index)['split_seed']} ===")
+            if not beside:
+                add_baseline_rows(rows, [split_baselines(config, data, index, results_dir, baseline_names)])
+            status = run_models(config, run, models, data, split_of_repeat(config, index), f"run-{index + 1}",
+                                group, rows)
+            if status is not None:
+                return status  # the pool, leaving the block, stops the baselines' process; --resume keeps theirs
+        if beside:
+            print("\n=== the baselines' process: waiting for it to finish ===")
+            add_baseline_rows(rows, baselines.get())
+    names = [*baseline_names, *(f"{name} preset" if config["compare"] else name for name in models)]
+    rows = {name: rows[name] for name in [*names, *map(refit_row, names)] if name in rows}  # the table's order
     if not config["compare"]:
         return reporting.save_summaries(results_dir, config, rows)
+    blends = {"splits": [], "refit_splits": []}
+    for index in range(config["repeats"]):  # every finished member of each split, blended on its validation ratings
+        split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
+        members = [folder / run_name for folder in member_folders.values()]
+        for refit, kind in ((False, "splits"), (True, "refit_splits"))[:1 + config["refit"]]:
+            blends[kind].append({**split_flags, **blending.blend_folders(  # refit: the same fit, the refits' test
+                members, data, results_dir / "blend" / run_name / ("refit" if refit else ""), refit=refit)})
     return save_comparison(config, data, results_dir, rows, blends, member_folders)
 
 
-def split_baselines(config, data, split_flags, results_dir, run_name, names):
-    """The baselines of one split, each in its folder (read back when finished, with --resume), then their refits."""
+def every_split_baselines(config, data, results_dir, names):
+    """The baselines of every split, in turn: what the baselines' process runs beside the networks."""
+    return [split_baselines(config, data, index, results_dir, names) for index in range(config["repeats"])]
+
+
+def add_baseline_rows(rows, split_results):
+    """The baselines' results of each split (split_baselines) added to `rows`, a refit's as its row's twin."""
+    for results in split_results:
+        for result in results:
+            rows.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(result)
+
+
+def split_baselines(config, data, index, results_dir, names):
+    """The baselines of the index-th split, each in its folder (read back when finished, with --resume), then their
+    refits: their results, with the split."""
     if not names:
         return []
+    split_flags, run_name = split_of_repeat(config, index), f"run-{index + 1}"
     parts = data_processor.split_ratings(data, split_flags["split"], split_flags["split_seed"], config["time_window"])
     results = baseline_models.evaluate_baselines(data, parts, results_dir, run_name, names,
                                                  keep_finished=config["resume"])
@@ -59,7 +86,7 @@ def split_baselines(config, data, split_flags, results_dir, run_name, names):
         results += baseline_models.evaluate_baselines(data, parts, results_dir, f"{run_name}/refit", names,
                                                       keep_finished=config["resume"],
                                                       refit_of={result["name"]: result for result in results})
-    return results
+    return [{**split_flags, **result} for result in results]
 
 
 def run_models(config, run, models, data, split_flags, run_name, group, rows):

@@ -78,6 +78,8 @@ TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the pape
 SPLIT_SEED = data_processor.SPLIT_SEED  # random draws of the split
 REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; u1, u2, ...): mean and std
 REFIT = False  # then train again on train + validation for the epochs validation chose; test metrics in refit/
+BASELINES_BESIDE = True  # --compare: fit the baselines in a second process while the networks train (Gibbs
+# sampling takes one core; the networks the other)
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
@@ -147,6 +149,10 @@ def main(argv=None):
     except distribute.WorkerFailure as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # between members of --repeats or --compare (a run itself keeps its checkpoint)
+        print("\nInterrupted. Every finished member is kept: continue with --resume and the same flags.",
+              file=sys.stderr)
+        return 130
 
 
 def run(config, data=None, tags=(), first_stage=None):

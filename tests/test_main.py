@@ -364,3 +364,17 @@ def test_a_damaged_checkpoint_is_named_on_resume(movielens_dir, tmp_path, damage
         assert status == 2 and f"{damaged} is damaged" in output and "Fix:" in output, output
         assert "Traceback" not in output
         path.write_bytes(original)
+
+
+def test_compare_gives_the_same_table_with_its_baselines_beside_the_networks_or_in_turn(movielens_dir, tmp_path):
+    command = ["--compare", "global-mean,user-item-bias,autorec", "--data-dir", str(movielens_dir), "--split",
+               "random", "--repeats", "2", "--epochs", "2", "--batch-size", "16"]
+    tables = []
+    for way in ("--baselines-beside", "--no-baselines-beside"):
+        assert main.main([*command, way, "--results-dir", str(tmp_path / way)]) == 0
+        with open(tmp_path / way / "comparison.csv") as handle:
+            tables.append([{key: value for key, value in row.items() if "seconds" not in key}
+                           for row in csv.DictReader(handle)])
+    assert tables[0] == tables[1]
+    assert [row["name"] for row in tables[0]] == ["global mean", "user+item bias", "autorec preset",
+                                                  "blend of the above (fitted on validation)"]
