@@ -114,11 +114,12 @@ def answer(args, network, prepared):
         recommendations.print_top_n(recommendations.top_n(network, prepared, index, args.top), args.user)
     elif args.similar_to is not None:
         index = recommendations.index_of(data.item_ids, args.similar_to, "item")
-        print(f"\nItems nearest to {recommendations.item_label(data, index)} (item {args.similar_to}), by the "
-              f"cosine of their learned representations:")
+        label = recommendations.item_label(data, index)
+        named = f" (item {args.similar_to})" if recommendations.id_after(label, args.similar_to) else ""
+        print(f"\nItems nearest to {label}{named}, by the cosine of their learned representations:")
         for rank, (item_id, title, cosine) in enumerate(
                 recommendations.similar_items(network, prepared, index, args.top)[1:], start=1):
-            print(f"{rank:2d}. {title}  (item {item_id}, cosine {cosine:.3f})")
+            print(f"{rank:2d}. {title}  ({recommendations.id_after(title, item_id)}cosine {cosine:.3f})")
     elif args.ratings is not None:
         ratings = parse_ratings(args.ratings, data)
         recommendations.print_top_n(recommendations.cold_user_top_n(network, prepared, ratings, args.top),

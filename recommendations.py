@@ -28,6 +28,11 @@ def item_label(data, item):
     return data.titles.get(int(item), f"item {data.item_ids[item]}")
 
 
+def id_after(title, item_id):
+    """'item 12, ' to print after a title; nothing where the label is the id already (data without titles)."""
+    return "" if title == f"item {item_id}" else f"item {item_id}, "
+
+
 def index_of(ids, text, what):
     """The dense index of an original id given as text (ids are numbers or text, as in the data set)."""
     try:
@@ -63,7 +68,7 @@ def top_n(network, prepared, user_index, count=10):
 def print_top_n(recommendations, user_id):
     print(f"\nTop {len(recommendations)} recommendations for user {user_id} (items they have not rated):")
     for rank, (item_id, title, predicted) in enumerate(recommendations, start=1):
-        print(f"{rank:2d}. {title}  (item {item_id}, predicted {predicted:.2f})")
+        print(f"{rank:2d}. {title}  ({id_after(title, item_id)}predicted {predicted:.2f})")
 
 
 def top_n_batches(network, prepared, users, count, progress=None):
