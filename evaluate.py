@@ -35,6 +35,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     result, predictions = inference.evaluate(network, prepared)
+    if config.get("refit_schedule"):  # a refit trained on its validation ratings: as its metrics.json, none there
+        result = reporting.without_validation(result)
     reporting.print_metrics(result)
     path = args.results_dir / "predictions.tsv"
     inference.write_test_predictions(path, prepared, predictions)

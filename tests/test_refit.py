@@ -13,6 +13,7 @@ import blend
 import blending
 import checkpoints
 import data_processor
+import evaluate
 import lbfgs
 import main
 from conftest import write_ml100k, write_movielens
@@ -42,7 +43,7 @@ def test_the_refit_split_moves_validation_into_training_and_keeps_test_apart(tmp
     assert (refit.train - prepared.train - prepared.val).nnz == 0  # exactly the two parts' ratings
 
 
-def test_a_deep_refit_replays_the_epochs_and_learning_rates_on_train_and_validation(tmp_path):
+def test_a_deep_refit_replays_the_epochs_and_learning_rates_on_train_and_validation(tmp_path, capsys):
     write_movielens(tmp_path / "ml-1m")
     results = tmp_path / "run"
     assert main.main(["--data-dir", str(tmp_path / "ml-1m"), "--split", "random", "--results-dir", str(results),
@@ -58,6 +59,10 @@ def test_a_deep_refit_replays_the_epochs_and_learning_rates_on_train_and_validat
     assert refit["val_rmse"] is None and refit["val_masked_rmse"] is None  # trained on: not a validation figure
     assert refit["test_rmse"] != trained["test_rmse"]
     assert read_json(results / "refit" / "config.json")["refit_schedule"] == trained["refit_schedule"]
+    assert evaluate.main(["--results-dir", str(results / "refit")]) == 0  # the refit reloads: the same figures
+    printed = capsys.readouterr().out.split("Wrote")[0].splitlines()
+    assert f"Test RMSE (global, the literature's metric):    {refit['test_rmse']:.4f}" in printed
+    assert "Validation RMSE (global):                       none: a refit trains on the validation ratings" in printed
 
 
 def test_a_kernel_refit_runs_each_stage_for_its_kept_epochs_and_resumes(tmp_path, monkeypatch):
