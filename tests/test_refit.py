@@ -183,3 +183,14 @@ def test_blend_refit_uses_validation_of_the_members_and_test_of_their_refits(tmp
     refitted = blending.load_member(tmp_path / "runs" / "user-item-bias" / "refit")
     assert np.array_equal(loaded.predictions["test"], refitted.predictions["test"])
     assert np.array_equal(loaded.predictions["val"], blending.load_member(members[1]).predictions["val"])
+
+
+def test_repeats_with_refit_summarise_the_refits_beside_the_runs(tmp_path):
+    write_movielens(tmp_path / "ml-1m")
+    assert main.main(["--data-dir", str(tmp_path / "ml-1m"), "--split", "random", "--repeats", "2", "--epochs", "2",
+                      "--refit", "--results-dir", str(tmp_path / "runs"), *TINY]) == 0
+    summary = read_json(tmp_path / "runs" / "summary.json")
+    refits = [read_json(tmp_path / "runs" / f"run-{index}" / "refit" / "metrics.json") for index in (1, 2)]
+    assert summary["n_runs"] == summary["refit"]["n_runs"] == 2
+    assert summary["refit"]["test_rmse_mean"] == pytest.approx(np.mean([run["test_rmse"] for run in refits]))
+    assert summary["refit"]["val_rmse_mean"] is None
