@@ -7,6 +7,7 @@ The one-run function and the presets come from main.py, which calls run_splits.
 
 import contextlib
 import multiprocessing
+import sys
 
 import baseline_models
 import blending
@@ -31,6 +32,8 @@ def run_splits(config, run, parse_config, presets):
     member_folders = {**{name: results_dir / baseline_models.baseline_folder(name) for name in baseline_names},
                       **{f"{name} preset": folder for name, (_, folder) in models.items()}}  # by row name
     beside = baseline_names and config["baselines_beside"]
+    if beside and hasattr(sys.stdout, "reconfigure"):  # whole lines, so that the two processes' lines never mix
+        sys.stdout.reconfigure(line_buffering=True)
     with multiprocessing.get_context("spawn").Pool(1) if beside else contextlib.nullcontext() as pool:
         baselines = pool.apply_async(every_split_baselines, (config, data, results_dir, baseline_names)) if beside \
             else None  # a process of its own, while this one trains the networks
