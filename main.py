@@ -170,6 +170,9 @@ def run(config, data=None, tags=(), first_stage=None):
     if not config["refit"] or status != 0:
         return status, result
     refit_dir = results_dir / "refit"
+    if trained and (refit_dir / "metrics.json").is_file():
+        print(f"Finished, with its refit, in {results_dir}")
+        return 0, result
     schedule = result.get("refit_schedule") or refit_schedule_of(config, results_dir, result)
     print(f"\n=== refit on train + validation: {reporting.schedule_text(schedule)} ===")
     refit_config = {**config, "refit": False, "refit_schedule": schedule, "results_dir": refit_dir,
