@@ -45,8 +45,12 @@ def run_splits(config, run, parse_config, presets):
                 add_baseline_rows(rows, [split_baselines(config, data, index, results_dir, baseline_names)])
             status = run_models(config, run, models, data, split_of_repeat(config, index), f"run-{index + 1}",
                                 group, rows)
-            if status is not None:
-                return status  # the pool, leaving the block, stops the baselines' process; --resume keeps theirs
+            if status is not None:  # the pool, leaving the block, stops the baselines' process
+                if status == 130:
+                    print(f"The whole command continues, keeping every finished member, with: python3 main.py "
+                          f"{' '.join(flag for flag in config['argv'] if flag != '--resume')} --resume",
+                          file=sys.stderr)
+                return status
         if beside:
             print("\n=== the baselines' process: waiting for it to finish ===")
             add_baseline_rows(rows, baselines.get())

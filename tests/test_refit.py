@@ -116,7 +116,8 @@ def test_refit_baselines_fit_train_and_validation_with_the_validation_chosen_str
     assert refit[1]["reg"] == trained[1]["reg"] and refit[1]["val_rmse"] is None
 
 
-def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_same_table(tmp_path, monkeypatch):
+def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_same_table(tmp_path, monkeypatch,
+                                                                                         capsys):
     folder = write_ml100k(tmp_path / "ml-100k")
     command = ["--compare", "sparsefc,glocalk,global-mean,user-item-bias", "--dataset", "ml-100k", "--data-dir",
                str(folder), "--split", "u1", "--repeats", "2", *KERNEL, "--refit"]
@@ -153,6 +154,7 @@ def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_sa
     monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save_then_interrupt)
     cut = tmp_path / "cut"
     assert main.main([*command, "--results-dir", str(cut)]) == 130
+    assert f"with: python3 main.py {' '.join(command)} --results-dir {cut} --resume" in capsys.readouterr().err
     monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save)
     assert main.main([*command, "--results-dir", str(cut), "--resume"]) == 0
 
