@@ -54,6 +54,8 @@ def run_splits(config, run, parse_config, presets):
         if beside:
             print("\n=== the baselines' process: waiting for it to finish ===")
             add_baseline_rows(rows, baselines.get())
+            pool.close()  # and join: a pool only terminated leaves a semaphore that Python warns about at exit
+            pool.join()
     names = [*baseline_names, *(f"{name} preset" if config["compare"] else name for name in models)]
     rows = {name: rows[name] for name in [*names, *map(refit_row, names)] if name in rows}  # the table's order
     if not config["compare"]:
