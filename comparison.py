@@ -46,16 +46,9 @@ def run_splits(config, run, parse_config, presets):
             status = run_models(config, run, models, data, split_of_repeat(config, index), f"run-{index + 1}",
                                 group, rows)
             if status is not None:  # the pool, leaving the block, stops the baselines' process
-                if status == 130:
-                    print(f"The whole command continues, keeping every finished member, with: python3 main.py "
-                          f"{' '.join(flag for flag in config['argv'] if flag != '--resume')} --resume",
-                          file=sys.stderr)
-                return status
+                return stopped(config, status)
         if beside:
-            print("\n=== the baselines' process: waiting for it to finish ===")
-            add_baseline_rows(rows, baselines.get())
-            pool.close()  # and join: a pool only terminated leaves a semaphore that Python warns about at exit
-            pool.join()
+            wait_for_baselines(pool, baselines, rows)
     names = [*baseline_names, *(f"{name} preset" if config["compare"] else name for name in models)]
     rows = {name: rows[name] for name in [*names, *map(refit_row, names)] if name in rows}  # the table's order
     if not config["compare"]:
@@ -68,6 +61,22 @@ def run_splits(config, run, parse_config, presets):
             blends[kind].append({**split_flags, **blending.blend_folders(  # refit: the same fit, the refits' test
                 members, data, results_dir / "blend" / run_name / ("refit" if refit else ""), refit=refit)})
     return save_comparison(config, data, results_dir, rows, blends, member_folders)
+
+
+def stopped(config, status):
+    """The exit status of a stopped comparison; after an interrupt, the command that continues it."""
+    if status == 130:
+        print(f"The whole command continues, keeping every finished member, with: python3 main.py "
+              f"{' '.join(flag for flag in config['argv'] if flag != '--resume')} --resume", file=sys.stderr)
+    return status
+
+
+def wait_for_baselines(pool, baselines, rows):
+    """The baselines' process's results, added to `rows` once it has finished; the pool closed."""
+    print("\n=== the baselines' process: waiting for it to finish ===")
+    add_baseline_rows(rows, baselines.get())
+    pool.close()  # and joined: a pool only terminated leaves a semaphore that Python warns about at exit
+    pool.join()
 
 
 def every_split_baselines(config, data, results_dir, names):
