@@ -78,8 +78,7 @@ TIME_WINDOW = "full"  # Netflix time split: 'full', '3m', '6m' or '1y' (the pape
 SPLIT_SEED = data_processor.SPLIT_SEED  # random draws of the split
 REPEATS = 1  # runs on successive splits (split seeds SPLIT_SEED, SPLIT_SEED + 1, ...; u1, u2, ...): mean and std
 REFIT = False  # then train again on train + validation for the epochs validation chose; test metrics in refit/
-BASELINES_BESIDE = True  # --compare: fit the baselines in a second process while the networks train (Gibbs
-# sampling takes one core; the networks the other)
+BASELINES_BESIDE = True  # --compare: fit the baselines (one core) in a second process while the networks train
 # Speed: 'sparse' keeps the rating matrices sparse and densifies one batch at a time inside the compiled step;
 # 'dense' is the plain Keras path (dense NumPy matrices fed to fit).
 TRAINING_PATH = "auto"  # 'auto' (sparse unless INPUT_FILL needs dense inputs), 'sparse' or 'dense'
