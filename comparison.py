@@ -50,7 +50,8 @@ def run_splits(config, run, parse_config, presets):
         if beside:
             wait_for_baselines(pool, baselines, rows)
     names = [*baseline_names, *(f"{name} preset" if config["compare"] else name for name in models)]
-    rows = {name: rows[name] for name in [*names, *map(refit_row, names)] if name in rows}  # the table's order
+    order = [*names, *map(reporting.refit_row, names)]  # the table's order
+    rows = {name: rows[name] for name in order if name in rows}
     if not config["compare"]:
         return reporting.save_summaries(results_dir, config, rows)
     blends = {"splits": [], "refit_splits": []}
@@ -88,7 +89,8 @@ def add_baseline_rows(rows, split_results):
     """The baselines' results of each split (split_baselines) added to `rows`, a refit's as its row's twin."""
     for results in split_results:
         for result in results:
-            rows.setdefault(refit_row(result["name"]) if result.get("refit") else result["name"], []).append(result)
+            name = reporting.refit_row(result["name"]) if result.get("refit") else result["name"]
+            rows.setdefault(name, []).append(result)
 
 
 def split_baselines(config, data, index, results_dir, names):
@@ -125,7 +127,7 @@ def run_models(config, run, models, data, split_flags, run_name, group, rows):
             rows.setdefault(row, []).append(reporting.run_summary(reporting.finished_result(member), split_flags))
             refitted = config["refit"] and reporting.finished_result(member / "refit")
             if refitted:
-                rows.setdefault(refit_row(row), []).append(reporting.run_summary(refitted, split_flags))
+                rows.setdefault(reporting.refit_row(row), []).append(reporting.run_summary(refitted, split_flags))
     return None
 
 
@@ -133,14 +135,15 @@ def save_comparison(config, data, results_dir, rows, blends, member_folders):
     """blend.json, and the table of every row and the blend, then with --refit the same rows refitted, each with
     its paired tests against the strongest Bayesian row of its kind (reporting.save_summaries)."""
     utils.save_json(results_dir / "blend.json", blends)
-    runs = {**{name: runs for name, runs in rows.items() if not name.endswith(REFIT)},
+    runs = {**{name: runs for name, runs in rows.items() if not name.endswith(reporting.REFIT)},
             BLEND_ROW: blend_rows(blends["splits"])}
-    rows = {**rows, refit_row(BLEND_ROW): blend_rows(blends["refit_splits"])}
-    refit_runs = {refit_row(name): rows[refit_row(name)] for name in runs if rows.get(refit_row(name))}
+    rows = {**rows, reporting.refit_row(BLEND_ROW): blend_rows(blends["refit_splits"])}
+    refit_runs = {reporting.refit_row(name): rows[reporting.refit_row(name)] for name in runs
+                  if rows.get(reporting.refit_row(name))}
     member_folders = {**member_folders, BLEND_ROW: results_dir / "blend"}
     tests, references = {}, []
     for kind_rows, subfolder in ((runs, ""), (refit_runs, "refit")):
-        rename = refit_row if subfolder else (lambda name: name)
+        rename = reporting.refit_row if subfolder else (lambda name: name)
         names = {rename(name): name for name in member_folders}
         row_folders = {name: [member_folders[names[name]] / f"run-{index + 1}" / subfolder
                               for index in range(config["repeats"])] for name in kind_rows if name in names}
@@ -154,14 +157,6 @@ def save_comparison(config, data, results_dir, rows, blends, member_folders):
 
 
 BLEND_ROW = "blend of the above (fitted on validation)"
-
-
-REFIT = " (refit)"
-
-
-def refit_row(name):
-    """The name of a row's refit: 'bfm (refit)'."""
-    return name + REFIT
 
 
 def blend_rows(blends):
@@ -209,9 +204,10 @@ def run_member(run, name, member_config, folder, data, group, resume, first_stag
         return result if result and (not member_config["refit"] or reporting.finished_result(member / "refit")) \
             else None
 
-    if resume and finished(folder) and (first_stage is None or finished(first_stage[1])):
+    result = finished(folder) if resume else None
+    if result and (first_stage is None or finished(first_stage[1])):
         print(f"\n=== {name}, split {member_config['split']}: finished in {folder} ===")
-        return 0, finished(folder)
+        return 0, result
     print(f"\n=== {name}, split {member_config['split']} ===")
     continues = resume and ((folder / "checkpoint.json").is_file() or (folder / "metrics.json").is_file())
     return run({**member_config, "compare": None, "repeats": 1, "results_dir": folder, "resume": continues}, data,

@@ -204,6 +204,14 @@ def run_facts(history, kept_epoch, train_seconds, initial_epoch, split, precisio
             "precision": precision, "config": record}
 
 
+REFIT = " (refit)"
+
+
+def refit_row(name):
+    """The name of a row's refit: 'bfm (refit)'."""
+    return name + REFIT
+
+
 def without_validation(result):
     """A refit's metrics: none on the validation ratings, which it trained on."""
     result = {**result, **{key: None for key in result if key.startswith("val_")}}
@@ -268,7 +276,7 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
     printed too."""
     if not config["compare"]:
         summary = summarise(runs[config["preset"]])
-        refit = runs.get(f"{config['preset']} (refit)")
+        refit = runs.get(refit_row(config["preset"]))
         if refit:
             summary["refit"] = summarise(refit)
         utils.save_json(results_dir / "summary.json", summary)
