@@ -49,7 +49,7 @@ class FullBatch:
         predicted = self.model.reconstruct_at(self.codes(global_stage), self.known)
         return 0.5 * tf.reduce_sum(tf.square(self.train_ratings - predicted)) + self.model.penalty()
 
-    @tf.function
+    @tf.function(autograph=False)  # no control flow on tensors: nothing for autograph to convert, only time lost
     def scores(self, global_stage):
         """Per-rating objective and clipped global RMSE on the train and the validation ratings."""
         outputs = self.model.output_layer(self.codes(global_stage))
@@ -82,7 +82,7 @@ def flat_objective_and_gradient(batch, variables, global_stage):
     in the vector's dtype."""
     sizes = [int(np.prod(variable.shape)) for variable in variables]
 
-    @tf.function
+    @tf.function(autograph=False)  # as FullBatch.scores: the model's code has no control flow on tensors
     def compute(flat):
         for variable, part in zip(variables, tf.split(tf.cast(flat, tf.float32), sizes)):
             variable.assign(tf.reshape(part, variable.shape))

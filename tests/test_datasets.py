@@ -1,6 +1,7 @@
 """Every data set's format, every split's invariants and repeated runs, on small files the tests write; ML-100K's
 official folder when it is found."""
 
+import csv
 import dataclasses
 import json
 import os
@@ -177,11 +178,17 @@ def test_official_split_flags_are_checked_before_any_work(tmp_path):
 def test_compare_with_repeats_reports_mean_and_std(tmp_path):
     folder = write_ml100k(tmp_path / "ml-100k")
     results = tmp_path / "compare"
-    assert main.main(["--compare", "--dataset", "ml-100k", "--data-dir", str(folder), "--split", "random",
-                      "--repeats", "2", "--results-dir", str(results), "--epochs", "1", "--batch-size", "16",
-                      "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
+    assert main.main(["--compare", "deeprec,user-item-bias", "--dataset", "ml-100k", "--data-dir", str(folder),
+                      "--split", "random", "--repeats", "2", "--results-dir", str(results), "--epochs", "1",
+                      "--batch-size", "16"]) == 0
     table = (results / "comparison.md").read_text()
     assert "±" in table and "deeprec preset" in table and "user+item bias" in table
+    with open(results / "comparison.csv") as handle:
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    for row in rows.values():
+        per_split = [float(value) for key, value in row.items() if key.startswith("test_rmse_seed ")]
+        assert len(per_split) == 2 and float(row["test_rmse_mean"]) == pytest.approx(np.mean(per_split), abs=1e-4)
+        assert float(row["test_rmse_std"]) == pytest.approx(np.std(per_split, ddof=1), abs=1e-4)
 
 
 @pytest.mark.skipif(not (ML100K_DIR / "u.data").is_file(), reason="ML-100K's official folder not found")

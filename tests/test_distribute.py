@@ -50,8 +50,9 @@ def same_training(one, other):
     assert first["test_rmse"] == pytest.approx(second["test_rmse"], abs=TOLERANCE)
 
 
-@pytest.mark.parametrize("loss, orientation", [("masked_rmse", "user"), ("masked_rmse", "item"),
-                                               ("masked_mse", "user"), ("masked_mse", "item")])
+# Each loss and each orientation once: the loss decides how the replicas' sums are reduced, the orientation which
+# matrix is batched; neither changes what the other does.
+@pytest.mark.parametrize("loss, orientation", [("masked_rmse", "user"), ("masked_mse", "item")])
 def test_two_mirrored_devices_take_the_steps_of_one(tmp_path, loss, orientation):
     folder = write_movielens(tmp_path / "ml-1m")
     common = ["--data-dir", folder, "--loss", loss, "--orientation", orientation, *TINY]
