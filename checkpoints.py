@@ -90,15 +90,17 @@ def save_other_weights(model, values, path):
 
 
 class KerasCheckpoint(CheckpointFiles, keras.callbacks.Callback):
-    """After every epoch of Keras' fit: the weights with the optimizer state, and the history of finished epochs
-    (Keras' logs, learning rate and wall seconds of each). A NaN or infinite metric marks the run as diverged,
-    stops it and keeps the previous (good) checkpoint."""
+    """After an epoch of Keras' fit, the first and then at most every `every_seconds`: the weights with the
+    optimizer state, and the history of finished epochs (Keras' logs, learning rate and wall seconds of each).
+    Writing the weights takes about 0.1 s, a tenth of a short epoch, and matters only after an interrupt. A NaN or
+    infinite metric marks the run as diverged, stops it and keeps the last (good) checkpoint."""
 
-    def __init__(self, results_dir, run_config):
+    def __init__(self, results_dir, run_config, every_seconds=0):
         CheckpointFiles.__init__(self, results_dir, run_config, ["checkpoint"])
         keras.callbacks.Callback.__init__(self)
         self.history = []  # one dict per finished epoch: epoch, Keras' logs, learning_rate, seconds
         self.diverged = False
+        self.every_seconds, self.written_at = every_seconds, None
 
     def load(self, model):
         """Restore weights and optimizer state into `model`, and the history of the finished epochs."""
@@ -117,7 +119,9 @@ class KerasCheckpoint(CheckpointFiles, keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
                              "learning_rate": float(learning_rate),
                              "seconds": round(time.perf_counter() - self.epoch_started, 3)})
-        self.write({"checkpoint": self.model.save_weights}, {"epoch": len(self.history), "history": self.history})
+        if self.written_at is None or time.perf_counter() - self.written_at >= self.every_seconds:
+            self.write({"checkpoint": self.model.save_weights}, {"epoch": len(self.history), "history": self.history})
+            self.written_at = time.perf_counter()
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -92,6 +92,7 @@ DEVICES = 0  # with 'mirrored': split the CPU into this many logical devices (te
 PRECISION = "auto"  # compute precision of the deep network: 'auto', 'float32' or 'bfloat16'
 # Files and logging.
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "latest"  # results/reference holds the README's runs
+CHECKPOINT_SECONDS = 30  # the deep network's checkpoint at most this often (an interrupt loses less); 0: every epoch
 COMET_PROJECT = "deep-autoencoders-cf"  # CometML project (logging is on with COMET_API_KEY or COMET_MODE=offline)
 
 # Presets: named sets of the values above, chosen with --preset NAME; flags after it still override single values.

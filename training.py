@@ -42,8 +42,11 @@ class Session:
 
     def __init__(self, config, record, results_dir, chief=True, tags=()):
         self.config, self.record, self.results_dir, self.chief = config, record, Path(results_dir), chief
-        checkpoint_kind = LbfgsCheckpoint if config["model"] == "kernel" else KerasCheckpoint
-        self.checkpoint = checkpoint_kind(results_dir, {key: record[key] for key in [*RESUME_KEYS, "data_files"]})
+        run_config = {key: record[key] for key in [*RESUME_KEYS, "data_files"]}
+        # Several workers write every epoch: the time between writes could differ between them, their epochs not.
+        every_seconds = config["checkpoint_seconds"] if config["distribute"] == "none" else 0
+        self.checkpoint = LbfgsCheckpoint(results_dir, run_config) if config["model"] == "kernel" else \
+            KerasCheckpoint(results_dir, run_config, every_seconds)
         self.tags = [config["dataset"], f"split-{config['split']}", f"preset-{config['preset']}", *tags]
         self.initial_epoch, self.interrupted, self.diverged = 0, False, False
 
@@ -68,7 +71,7 @@ class Session:
         self.interrupted = True
         finished = self.checkpoint.finished_epochs()
         if finished:
-            print(f"\nInterrupted after {finished} finished epochs. The checkpoint of epoch {finished} is in "
+            print(f"\nInterrupted. The last checkpoint, of epoch {finished}, is in "
                   f"{self.results_dir}; continue with: python3 main.py --resume --results-dir {self.results_dir} "
                   f"(and the same other flags).", file=sys.stderr)
         else:
@@ -88,7 +91,8 @@ class Session:
             message += "No epoch finished, so no checkpoint exists and nothing was evaluated."
             utils.save_json(self.results_dir / "metrics.json", {"diverged": True, "epochs": 0, "config": self.record})
         else:
-            message += (f"The last good checkpoint (epoch {epoch - 1}) is kept in {self.results_dir}"
+            message += (f"The last good checkpoint (epoch {self.checkpoint.finished_epochs()}) is kept in "
+                        f"{self.results_dir}"
                         + (" and evaluated." if evaluated else "."))
         print(message, file=sys.stderr)
 

@@ -233,13 +233,15 @@ def test_divergence_stops_with_a_message_and_is_recorded(movielens_dir, tmp_path
     assert metrics["diverged"] is True
     if metrics["epochs"] > 0:  # a good epoch came first: its checkpoint is kept and was evaluated
         assert (tmp_path / "r" / "checkpoint.weights.h5").is_file() and "test_rmse" in metrics
+        assert f"The last good checkpoint (epoch {metrics['epochs']}) is kept" in output
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, signal_number):
     results = tmp_path / "r"
     args = [sys.executable, str(PROJECT_DIR / "main.py"), "--data-dir", str(movielens_dir),
-            "--results-dir", str(results), "--epochs", "400", "--patience", "400", *TINY]  # no early end
+            "--results-dir", str(results), "--epochs", "400", "--patience", "400", "--checkpoint-seconds", "0",
+            *TINY]  # no early end, a checkpoint every epoch
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "COMET_API_KEY": ""})
     deadline = time.time() + 240
@@ -261,6 +263,28 @@ def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, si
     assert [int(line.split(",")[0]) for line in history] == list(range(1, interrupted_at + 4))
     metrics = json.loads((results / "metrics.json").read_text())
     assert metrics["epochs"] == interrupted_at + 3
+
+
+@pytest.mark.parametrize("seconds, checkpointed", [("0", 4), ("3600", 1)])
+def test_the_checkpoint_is_written_after_the_first_epoch_then_at_most_every_checkpoint_seconds(
+        movielens_dir, tmp_path, monkeypatch, capsys, seconds, checkpointed):
+    args = ["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), "--epochs", "6", "--patience", "6",
+            "--checkpoint-seconds", seconds, *TINY]
+    on_epoch_end = checkpoints.KerasCheckpoint.on_epoch_end
+
+    def interrupt_after_the_fourth_epoch(self, epoch, logs=None):
+        on_epoch_end(self, epoch, logs)
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", interrupt_after_the_fourth_epoch)
+    assert main.main(args) == 130
+    assert f"The last checkpoint, of epoch {checkpointed}, is in" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["epoch"] == checkpointed
+    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", on_epoch_end)
+    assert main.main([*args, "--resume"]) == 0  # the epochs after the checkpoint are trained again
+    history = (tmp_path / "r" / "history.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(1, 7))
 
 
 def test_resume_without_checkpoint_is_explained(movielens_dir, tmp_path):
