@@ -196,8 +196,12 @@ def plot_curves(path, history, metrics, title, ylabel, kept_epoch=None, reported
 
 
 def run_facts(history, kept_epoch, train_seconds, initial_epoch, split, precision, record):
-    """What metrics.json records beside the metrics: epochs, the kept one, time, memory, sizes, the record."""
-    return {"epochs": len(history), "kept_epoch": kept_epoch, "train_seconds": round(train_seconds, 2),
+    """What metrics.json records beside the metrics: epochs, the kept one, time, memory, sizes, the record.
+    `train_seconds` are this session's, which resumed after `initial_epoch`: the run's training time adds the
+    seconds its history recorded for the epochs before (their sessions' start-up not counted)."""
+    earlier_seconds = sum(row["seconds"] for row in history[:initial_epoch])
+    return {"epochs": len(history), "kept_epoch": kept_epoch,
+            "train_seconds": round(earlier_seconds + train_seconds, 2),
             "seconds_per_epoch": round(train_seconds / max(len(history) - initial_epoch, 1), 4),
             "peak_memory_mb": round(utils.peak_memory_mb(), 1),
             "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),

@@ -285,6 +285,8 @@ def test_the_checkpoint_is_written_after_the_first_epoch_then_at_most_every_chec
     assert main.main([*args, "--resume"]) == 0  # the epochs after the checkpoint are trained again
     history = (tmp_path / "r" / "history.csv").read_text().splitlines()[1:]
     assert [int(line.split(",")[0]) for line in history] == list(range(1, 7))
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())  # the time of every epoch, resumed ones too
+    assert metrics["train_seconds"] >= sum(float(line.split(",")[-1]) for line in history) - 0.01
 
 
 def test_resume_without_checkpoint_is_explained(movielens_dir, tmp_path):
