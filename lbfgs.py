@@ -24,15 +24,15 @@ import utils
 
 
 class FullBatch:
-    """The whole train matrix and the train and validation ratings as tensors; the model's objective and its
-    predictions at those ratings."""
+    """The whole train matrix and the train and validation ratings (none for a refit, which trains on them) as
+    tensors; the model's objective and its predictions at those ratings."""
 
     def __init__(self, model, train_matrix, val_matrix):
         self.model = model
         self.known = kernel_model.KnownRatings(train_matrix)  # the objective's products read only these
         self.dense_inputs = tf.constant(train_matrix.toarray(), tf.float32) if model.global_kernel_size else None
         self.train_positions, self.train_ratings = self.known.positions, self.known.values
-        self.val_positions, self.val_ratings = positions_and_ratings(val_matrix)
+        self.validation = [("val_", *positions_and_ratings(val_matrix))] if val_matrix is not None else []
         self.n_train = int(self.train_ratings.shape[0])
 
     def codes(self, global_stage):
@@ -55,8 +55,7 @@ class FullBatch:
         outputs = self.model.output_layer(self.codes(global_stage))
         penalty = self.model.penalty() / self.n_train
         result = {}
-        for prefix, positions, ratings in (("", self.train_positions, self.train_ratings),
-                                           ("val_", self.val_positions, self.val_ratings)):
+        for prefix, positions, ratings in [("", self.train_positions, self.train_ratings), *self.validation]:
             predicted = tf.gather_nd(outputs, positions)
             result[f"{prefix}loss"] = 0.5 * tf.reduce_mean(tf.square(ratings - predicted)) + penalty
             clipped = tf.clip_by_value(predicted, *self.model.rating_scale)
@@ -308,17 +307,19 @@ def stage_kept_epoch(rows, min_delta):
 
 
 def scores_text(scores):
-    return (f"loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}, validation RMSE "
-            f"{scores['val_rmse_clip']:.4f}")
+    text = f"loss {scores['loss']:.4f}, train RMSE {scores['rmse_clip']:.4f}"
+    return text + (f", validation RMSE {scores['val_rmse_clip']:.4f}" if "val_rmse_clip" in scores else "")
 
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
-          on_epoch=None, solver="tensorflow", select=True):
+          on_epoch=None, solver="tensorflow"):
     """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`. The
     model ends with the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel
-    stored; without `select` (a refit) each stage runs all its epochs and keeps its last. Returns (the history:
-    one dict per epoch, the first stage's best weights, the kept epoch). On KeyboardInterrupt the checkpoint stays."""
+    stored; without validation ratings (val_matrix None: a refit) each stage runs all its epochs and keeps its
+    last. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch). On
+    KeyboardInterrupt the checkpoint stays."""
     batch = FullBatch(model, train_matrix, val_matrix)
+    select = val_matrix is not None
     state = {"history": [], "stage": 0, **NEW_STAGE}
     best_weights = first_stage_weights = None
     if resume:
@@ -338,7 +339,7 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
                 raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
             improved = not select or scores["val_rmse_clip"] < state["best_val"] - min_delta
             if improved:
-                state.update(best_val=scores["val_rmse_clip"], best_epoch=row["epoch"], bad_epochs=0)
+                state.update(best_val=scores.get("val_rmse_clip", math.inf), best_epoch=row["epoch"], bad_epochs=0)
                 best_weights = model.get_weights()
             else:
                 state["bad_epochs"] += 1

@@ -173,8 +173,9 @@ def plot_curves(path, history, metrics, title, ylabel, kept_epoch=None, reported
         suffix = "" if len(metrics) == 1 else (" (global)" if metric == "rmse_clip" else " (per-user)")
         nan = float("nan")  # epochs recorded before a metric existed (a resumed older run) have no value
         axes.plot(epochs, [row.get(metric, nan) for row in history], style, color="C0", label=f"train{suffix}")
-        axes.plot(epochs, [row.get(f"val_{metric}", nan) for row in history], style, color="C1",
-                  label=f"validation{suffix}")
+        if any(f"val_{metric}" in row for row in history):  # a refit has none: it trains on those ratings
+            axes.plot(epochs, [row.get(f"val_{metric}", nan) for row in history], style, color="C1",
+                      label=f"validation{suffix}")
     rates = [row.get("learning_rate") for row in history]
     changes = [epoch for epoch, before, after in zip(epochs[1:], rates, rates[1:]) if after != before]
     for epoch in changes:

@@ -288,12 +288,12 @@ def fit_lbfgs(config, network, prepared, session):
     if refit:  # each stage for the epochs validation kept in the run refitted; its validation ratings trained on
         stages = [(name, epochs, iterations, global_stage) for (name, _, iterations, global_stage), epochs
                   in zip(stages, refit["stage_epochs"])]
-        print("Refit: every stage runs its epochs and keeps the last; the validation RMSE below is of ratings it "
-              "trains on")
+        print("Refit: every stage runs its epochs and keeps the last, with no validation (it trains on those "
+              "ratings)")
     try:
         history, first_stage_weights, kept_epoch = lbfgs.train(
-            network, prepared.train, prepared.val, stages, config["early_stopping_patience"],
-            config["early_stopping_min_delta"], session.checkpoint, select=not refit,
+            network, prepared.train, None if refit else prepared.val, stages, config["early_stopping_patience"],
+            config["early_stopping_min_delta"], session.checkpoint,
             resume=config["resume"], solver=config["lbfgs_solver"], on_epoch=lambda row: session.comet.log_metrics(
                 {key: value for key, value in row.items() if key != "stage"}, epoch=row["epoch"]))
     except FloatingPointError:

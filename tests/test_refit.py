@@ -82,6 +82,7 @@ def test_a_kernel_refit_runs_each_stage_for_its_kept_epochs_and_resumes(tmp_path
     assert [sum(row["stage"] == stage for row in refit_history) for stage in ("pre-training", "fine-tuning")] == kept
     refit = read_json(tmp_path / "whole" / "refit" / "metrics.json")
     assert refit["kept_epoch"] == sum(kept) and refit["pre_training"]["val_rmse"] is None
+    assert not any(key.startswith("val_") for key in refit_history[0])  # no validation: it trains on those ratings
 
     save = checkpoints.LbfgsCheckpoint.save
     saves = []
