@@ -265,23 +265,30 @@ def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, si
     assert metrics["epochs"] == interrupted_at + 3
 
 
+def run_interrupted_after_epoch(epoch, args, monkeypatch):
+    """main.main(args) with a Ctrl-C just after the given epoch's end (and its checkpoint, if one is due): its status."""
+    on_epoch_end = checkpoints.KerasCheckpoint.on_epoch_end
+
+    def interrupt(self, index, logs=None):
+        on_epoch_end(self, index, logs)
+        if index + 1 == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", interrupt)
+    try:
+        return main.main(args)
+    finally:
+        monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", on_epoch_end)
+
+
 @pytest.mark.parametrize("seconds, checkpointed", [("0", 4), ("3600", 1)])
 def test_the_checkpoint_is_written_after_the_first_epoch_then_at_most_every_checkpoint_seconds(
         movielens_dir, tmp_path, monkeypatch, capsys, seconds, checkpointed):
     args = ["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), "--epochs", "6", "--patience", "6",
             "--checkpoint-seconds", seconds, *TINY]
-    on_epoch_end = checkpoints.KerasCheckpoint.on_epoch_end
-
-    def interrupt_after_the_fourth_epoch(self, epoch, logs=None):
-        on_epoch_end(self, epoch, logs)
-        if epoch == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", interrupt_after_the_fourth_epoch)
-    assert main.main(args) == 130
+    assert run_interrupted_after_epoch(4, args, monkeypatch) == 130
     assert f"The last checkpoint, of epoch {checkpointed}, is in" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["epoch"] == checkpointed
-    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", on_epoch_end)
     assert main.main([*args, "--resume"]) == 0  # the epochs after the checkpoint are trained again
     history = (tmp_path / "r" / "history.csv").read_text().splitlines()[1:]
     assert [int(line.split(",")[0]) for line in history] == list(range(1, 7))
@@ -374,16 +381,7 @@ def test_a_damaged_checkpoint_is_named_on_resume(movielens_dir, tmp_path, monkey
     results = tmp_path / "r"
     args = ["--data-dir", str(movielens_dir), "--results-dir", str(results), "--epochs", "400", "--patience", "400",
             *TINY]
-    on_epoch_end = checkpoints.KerasCheckpoint.on_epoch_end
-
-    def checkpoint_then_interrupt(self, epoch, logs=None):
-        on_epoch_end(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", checkpoint_then_interrupt)
-    assert main.main(args) == 130
-    monkeypatch.setattr(checkpoints.KerasCheckpoint, "on_epoch_end", on_epoch_end)
+    assert run_interrupted_after_epoch(2, args, monkeypatch) == 130
     capsys.readouterr()
     for damaged in ("checkpoint.json", "checkpoint.weights.h5"):
         for damage in (lambda raw: raw[:len(raw) // 2], lambda raw: b"", lambda raw: bytes(range(256))):
