@@ -313,13 +313,11 @@ def scores_text(scores):
 
 def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoint, resume=False, log=print,
           on_epoch=None, solver="tensorflow"):
-    """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`. The
-    model ends with the best weights (by validation RMSE) of the last stage and, for GLocal-K, their global kernel
-    stored; without validation ratings (val_matrix None: a refit) each stage runs all its epochs and keeps its
-    last. Returns (the history: one dict per epoch, the first stage's best weights, the kept epoch). On
-    KeyboardInterrupt the checkpoint stays."""
-    batch = FullBatch(model, train_matrix, val_matrix)
-    select = val_matrix is not None
+    """Train through `stages`, a list of (name, epochs, iterations per epoch, global_stage), with `solver`; the
+    model ends with the best weights (by validation RMSE) of the last stage (GLocal-K: their global kernel stored),
+    or with val_matrix None (a refit) each stage's last. Returns (the history, one dict per epoch; the first
+    stage's best weights; the kept epoch). On KeyboardInterrupt the checkpoint stays."""
+    batch, select = FullBatch(model, train_matrix, val_matrix), val_matrix is not None
     state = {"history": [], "stage": 0, **NEW_STAGE}
     best_weights = first_stage_weights = None
     if resume:
