@@ -169,7 +169,8 @@ def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BA
         result = metrics.evaluate_predictions(data, split, predictions, score_users)
         if refit_of:
             result = {**reporting.without_validation(result), "refit": True}
-        results.append({"name": name, **facts, **result, "train_seconds": train_seconds})
+        results.append({"name": name, **facts, **result, "train_seconds": train_seconds,
+                        "machines": [utils.cpu_description()]})  # myfm and NumPy: the CPU alone
         if save_to is not None:
             reporting.save_baseline_run(Path(save_to) / baseline_folder(name) / subfolder, name, data, split,
                                         predictions, results[-1])

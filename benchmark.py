@@ -29,23 +29,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-import utils  # noqa: F401  first of the project's modules: it refuses a Python older than 3.11, clearly
+import utils  # first of the project's modules: it refuses a Python older than 3.11, clearly
 import data_processor
 
 MAIN = str(Path(__file__).with_name("main.py"))
 
 
 def machine_description():
-    import platform
-
     import tensorflow as tf
 
-    model_name = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        model_name = names[0] if names else model_name
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{model_name}, {os.cpu_count()} cores, {len(gpus)} GPU(s), TensorFlow {tf.__version__}"
+    return f"{utils.machine_description()}, TensorFlow {tf.__version__}"
 
 
 def prepare(data_dir):

@@ -220,7 +220,7 @@ def train_and_evaluate(config, data=None, tags=(), first_stage=None):
         result, predictions = inference.evaluate(network, prepared)
         if config["model"] == "kernel":
             result["pre_training"] = training.evaluate_pre_training(config, network, first_stage_weights, prepared)
-        result.update(diverged=session.diverged, **reporting.run_facts(
+        result.update(diverged=session.diverged, machines=session.machines(), **reporting.run_facts(
             history, kept_epoch, train_seconds, session.initial_epoch, prepared.split, precision, record))
         result = reporting.without_validation(result) if config.get("refit_schedule") else {  # trained on them
             **result, "refit_schedule": training.refit_schedule(config, history, kept_epoch)}  # what a refit replays
@@ -229,7 +229,7 @@ def train_and_evaluate(config, data=None, tags=(), first_stage=None):
         figures = reporting.save_results(results_dir, network, result, history, prepared.data, config)
         session.comet.log_result(result, figures)
         if first_stage:
-            training.save_first_stage_run(*first_stage, network, first_stage_weights, history, prepared)
+            training.save_first_stage_run(*first_stage, network, first_stage_weights, history, prepared, session)
     if session.interrupted:
         return 130, None
     reporting.print_result(result, results_dir)

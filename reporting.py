@@ -76,12 +76,12 @@ def finished_result(folder):
 def run_record(config, data, results_dir):
     """The configuration saved with the results (config.json, metrics.json, the checkpoint): every flag, and
     where the data came from (folder, file checksums, the ratings' fingerprint), the program's version and the
-    date."""
+    date and machine."""
     record = {key: value for key, value in config.items() if key not in ("argv", "compare", "resume", "show_config")}
     record.update(results_dir=display_path(results_dir), data_dir=data.data_dir, data_files=data.files,
                   ratings_fingerprint=data_processor.ratings_fingerprint(data),
                   program_version=utils.program_version(),
-                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=utils.machine_description())
     return record
 
 
@@ -269,7 +269,8 @@ def summarise(runs):
 
 def run_summary(result, split_flags):
     """One run's line in summary.json."""
-    line = {**split_flags, **{key: result.get(key) for key in SUMMARY_KEYS + ["epochs", "train_seconds"]}}
+    keys = SUMMARY_KEYS + ["epochs", "train_seconds", "machines"]
+    line = {**split_flags, **{key: result.get(key) for key in keys}}
     if result.get("pre_training"):  # GLocal-K: its pre-trained network alone, i.e. the sparsefc preset's run
         line["pre_training_test_rmse"] = result["pre_training"]["test_rmse"]
     return line
@@ -295,7 +296,7 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
         return 0
     row_tests, reference = tests
     rows = [{"name": name, **summarise(model_runs), **row_tests.get(name, {})} for name, model_runs in runs.items()]
-    heading = comparison_heading(config, reference)
+    heading = comparison_heading(config, reference, runs)
     title = (f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s): test error, selected "
              f"on validation")
     save_comparison(results_dir, rows, heading, title)
@@ -304,10 +305,10 @@ def save_summaries(results_dir, config, runs, tests=({}, None)):
     return 0
 
 
-def comparison_heading(config, reference):
-    """What a comparison table is: its command, data, protocol, machine, and how to read its tests."""
+def comparison_heading(config, reference, runs):
+    """What a comparison table is: its command, data, protocol, machines, and how to read its tests."""
     command = "python3 main.py " + " ".join(flag for flag in config["argv"] if flag != "--resume")  # same table
-    lines = [f"Made by `{command}` on {utils.cpu_description()}, {datetime.now(timezone.utc):%Y-%m-%d}.",
+    lines = [f"Made by `{command}`, {datetime.now(timezone.utc):%Y-%m-%d}; {machines_text(runs)}.",
              f"{config['dataset']}, split {config['split']}, {config['repeats']} split(s); test RMSE (global), "
              f"predictions clipped to the scale; every selection on validation ratings."]
     if config["refit"]:
@@ -320,6 +321,21 @@ def comparison_heading(config, reference):
                      f"Student's paired t-test on the two rows' squared errors over the same test ratings (the "
                      f"largest p of the splits); p across splits: paired t-test on the split RMSEs.")
     return lines
+
+
+UNRECORDED_MACHINE = "a machine not recorded (runs and checkpoints older than that record)"
+
+
+def machines_text(runs):
+    """The machines that trained the rows' runs ({row: its runs}), each with its splits: a table continued with
+    --resume may have run on several, and its train seconds compare only on one."""
+    splits = {}  # {machine: its split labels}, in order
+    for run in (run for row_runs in runs.values() for run in row_runs if run.get("train_seconds") is not None):
+        for machine in run.get("machines") or [UNRECORDED_MACHINE]:
+            splits.setdefault(machine, {})[split_label(run)] = None
+    if len(splits) <= 1:
+        return f"trained on {next(iter(splits), 'no machine recorded')}"
+    return "trained on " + "; ".join(f"{machine} ({', '.join(labels)})" for machine, labels in splits.items())
 
 
 def save_comparison(results_dir, rows, heading=(), title=""):

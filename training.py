@@ -42,7 +42,7 @@ class Session:
 
     def __init__(self, config, record, results_dir, chief=True, tags=()):
         self.config, self.record, self.results_dir, self.chief = config, record, Path(results_dir), chief
-        run_config = {key: record[key] for key in [*RESUME_KEYS, "data_files"]}
+        run_config = {**{key: record[key] for key in [*RESUME_KEYS, "data_files"]}, "machines": [record["machine"]]}
         # Several workers write every epoch: the time between writes could differ between them, their epochs not.
         every_seconds = config["checkpoint_seconds"] if config["distribute"] == "none" else 0
         self.checkpoint = LbfgsCheckpoint(results_dir, run_config) if config["model"] == "kernel" else \
@@ -54,6 +54,9 @@ class Session:
         if self.config["resume"]:
             self.checkpoint.check_resumable()
             self.initial_epoch = self.checkpoint.finished_epochs()
+            earlier = self.checkpoint.state()["config"].get("machines", [reporting.UNRECORDED_MACHINE])
+            self.checkpoint.run_config["machines"] = [*earlier, *(machine for machine in self.machines()
+                                                                  if machine not in earlier)]
             print(f"Resuming from the checkpoint of epoch {self.initial_epoch} in {self.results_dir}")
         else:
             reporting.clear_previous_run(self.results_dir)
@@ -81,6 +84,10 @@ class Session:
 
     def train_seconds(self):
         return time.perf_counter() - self.started
+
+    def machines(self):
+        """Every machine that trained this run, a resumed run's earlier ones first (its checkpoints carry them)."""
+        return self.checkpoint.run_config["machines"]
 
     def report_divergence(self, epoch, fix, evaluated):
         """A NaN or infinite loss in `epoch`: say so truthfully; `evaluated`: the last good checkpoint is loaded
@@ -212,7 +219,8 @@ def keras_callbacks(config, session):
         return [keras.callbacks.TerminateOnNaN(), checkpoint, log_epoch,
                 keras.callbacks.LearningRateScheduler(lambda epoch: rates[epoch])]
     callbacks = [keras.callbacks.TerminateOnNaN(),
-                 ResumableEarlyStopping(checkpoint.history, monitor="val_loss", min_delta=config["early_stopping_min_delta"],
+                 ResumableEarlyStopping(checkpoint.history, monitor="val_loss",
+                                        min_delta=config["early_stopping_min_delta"],
                                         patience=config["early_stopping_patience"]),
                  checkpoint, log_epoch]
     if config["lr_schedule"] == "step":
@@ -336,16 +344,18 @@ def evaluate_pre_training(config, network, first_stage_weights, prepared):
     return {key: value for key, value in result.items() if key in reporting.SUMMARY_KEYS}
 
 
-def save_first_stage_run(config, results_dir, network, first_stage_weights, history, prepared):
+def save_first_stage_run(config, results_dir, network, first_stage_weights, history, prepared, session):
     """GLocal-K's first stage saved as the sparsefc run it is (the same epochs and weights that --preset sparsefc
-    trains): its network evaluated, with its own metrics, predictions, history and model."""
+    trains): its network evaluated, with its own metrics, predictions, history and model (and the machines of the
+    glocalk run's `session`)."""
     results_dir = reporting.prepare_results_dir(results_dir)
     reporting.clear_previous_run(results_dir)
     record = reporting.run_record(config, prepared.data, results_dir)
     local = first_stage_network(config, network, first_stage_weights, prepared)
     stage = [{**row, "stage": "training"} for row in history if row["stage"] == "pre-training"]
     result, predictions = inference.evaluate(local, prepared)
-    result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run"}
+    result = {"diverged": False, **result, "pre_training": None, "trained_as": "the first stage of a glocalk run",
+              "machines": session.machines()}
     refit = config.get("refit_schedule")
     kept_epoch = len(stage) if refit else lbfgs.stage_kept_epoch(stage, config["early_stopping_min_delta"])
     result.update(reporting.run_facts(stage, kept_epoch, sum(row["seconds"] for row in stage), 0, prepared.split,

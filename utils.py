@@ -187,3 +187,12 @@ def cpu_description():
     kind = ("AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags
             else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
     return f"{name}, {os.cpu_count()} cores, {kind}"
+
+
+def machine_description():
+    """cpu_description and the GPUs TensorFlow sees: the machine a run trained on, whose speed its times measure."""
+    import tensorflow as tf
+
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
+            for gpu in tf.config.list_physical_devices("GPU")]
+    return cpu_description() + (f", {len(gpus)} GPU(s): {', '.join(sorted(set(gpus)))}" if gpus else "")

@@ -17,6 +17,7 @@ import pytest
 import checkpoints
 import data_processor
 import main
+import utils
 from conftest import PROJECT_DIR
 
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
@@ -286,14 +287,17 @@ def test_the_checkpoint_is_written_after_the_first_epoch_then_at_most_every_chec
         movielens_dir, tmp_path, monkeypatch, capsys, seconds, checkpointed):
     args = ["--data-dir", str(movielens_dir), "--results-dir", str(tmp_path / "r"), "--epochs", "6", "--patience", "6",
             "--checkpoint-seconds", seconds, *TINY]
+    monkeypatch.setattr(utils, "machine_description", lambda: "machine A")
     assert run_interrupted_after_epoch(4, args, monkeypatch) == 130
     assert f"The last checkpoint, of epoch {checkpointed}, is in" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["epoch"] == checkpointed
+    monkeypatch.setattr(utils, "machine_description", lambda: "machine B")  # resumed on another machine
     assert main.main([*args, "--resume"]) == 0  # the epochs after the checkpoint are trained again
     history = (tmp_path / "r" / "history.csv").read_text().splitlines()[1:]
     assert [int(line.split(",")[0]) for line in history] == list(range(1, 7))
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())  # the time of every epoch, resumed ones too
     assert metrics["train_seconds"] >= sum(float(line.split(",")[-1]) for line in history) - 0.01
+    assert metrics["machines"] == ["machine A", "machine B"] and metrics["config"]["machine"] == "machine B"
 
 
 def test_resume_without_checkpoint_is_explained(movielens_dir, tmp_path):
@@ -342,6 +346,7 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     members = {row["member"].split("/")[-2] for row in blend["members"]}
     assert {"bfm", "user-item-bias", "reference", "glocalk", "sparsefc"} <= members and blend["n_test"] > 0
     assert "Made by `python3 main.py --compare" in table and "strongest Bayesian row" in table
+    assert f"; trained on {utils.cpu_description()}.\n" in table  # every row, baselines and networks: this CPU
     with open(results / "comparison.csv") as handle:
         rows = {row["name"]: row for row in csv.DictReader(handle)}
     reference = min(("bmf", "bfm"), key=lambda name: float(rows[name]["test_rmse_mean"]))

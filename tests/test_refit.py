@@ -16,6 +16,7 @@ import data_processor
 import evaluate
 import lbfgs
 import main
+import utils
 from conftest import write_ml100k, write_movielens
 
 TINY = ["--layers", "16,8,16", "--dropout", "0.2", "--batch-size", "16", "--learning-rate", "0.01"]
@@ -157,7 +158,10 @@ def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_sa
     assert main.main([*command, "--results-dir", str(cut)]) == 130
     assert f"with: python3 main.py {' '.join(command)} --results-dir {cut} --resume" in capsys.readouterr().err
     monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save)
+    monkeypatch.setattr(utils, "machine_description", lambda: "machine B")  # the command continued elsewhere
     assert main.main([*command, "--results-dir", str(cut), "--resume"]) == 0
+    heading = (cut / "comparison.md").read_text().splitlines()[0]
+    assert heading.endswith(f"; trained on {utils.cpu_description()} (u1, u2); machine B (u2).")  # glocalk's refit
 
     def without_times(path):
         with open(path) as handle:
