@@ -16,6 +16,7 @@ import data_processor
 import evaluate
 import lbfgs
 import main
+import reporting
 import utils
 from conftest import write_ml100k, write_movielens
 
@@ -169,6 +170,16 @@ def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_sa
                     for row in csv.DictReader(handle)]
 
     assert without_times(cut / "comparison.csv") == without_times(tmp_path / "whole" / "comparison.csv")
+
+
+def test_a_table_names_each_machine_with_its_splits_and_runs_recorded_before_machines_were():
+    runs = {"bfm": [{"split": "random", "split_seed": 1994, "train_seconds": 9.0, "machines": None},
+                    {"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["X"]}],
+            "glocalk preset": [{"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["X", "Y"]}],
+            "blend": [{"split": "random", "split_seed": 1996}]}  # nothing trained, nothing timed
+    assert reporting.machines_text(runs) == f"trained on {reporting.UNRECORDED_MACHINE} (seed 1994); X (seed 1995); " \
+                                            f"Y (seed 1995)"
+    assert reporting.machines_text({"bfm": runs["bfm"][1:]}) == "trained on X"
 
 
 def test_blend_refit_uses_validation_of_the_members_and_test_of_their_refits(tmp_path, capsys):
