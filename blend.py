@@ -1,12 +1,14 @@
 """Blend finished runs: a linear blend fitted on their validation predictions, scored on the test ratings.
 
-    python3 blend.py RUN_DIR [RUN_DIR ...] [--output results/blend] [--refit]
+    python3 blend.py RUN_DIR [RUN_DIR ...] [--output results/blend] [--refit] [--data-dir PATH]
 
 Each RUN_DIR is a finished run of main.py or a baseline's folder (python3 baselines.py --results-dir DIR, or the
 baselines of main.py --compare). Folders of --repeats (run-1, run-2, ...) blend split by split, run-1 with run-1
 and so on, and the report adds mean ± std over the splits. Writes blend.json to --output (blending.py says how).
 With --refit, the weights fitted on the members' validation predictions score their refits' test predictions
 (each RUN_DIR/refit, from main.py --refit or baselines.py --refit): the refit protocol's blend.
+--data-dir (--ratings-file for your own file) says where the data is, if it moved since the members were
+trained: any copy of the same ratings, in any line order or layout; other ratings are refused.
 """
 
 import argparse
@@ -47,6 +49,7 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=reporting.PROJECT_DIR / "results" / "blend")
     parser.add_argument("--refit", action="store_true",
                         help="apply the weights to the members' refits (RUN_DIR/refit) on the test ratings")
+    reporting.add_moved_data_flags(parser)
     args = parser.parse_args(argv)
     folders = [folder.resolve() for folder in args.run_dirs]
     repeated = next((folder for index, folder in enumerate(folders) if folder in folders[:index]), None)
@@ -57,7 +60,7 @@ def main(argv=None):
         for index, folders in enumerate(splits_of(args.run_dirs)):
             members = [blending.load_member(folder, args.refit) for folder in folders]
             source = (members[0].config["dataset"], members[0].config["data_dir"])
-            data[source] = data.get(source) or blending.load_data(members[0])
+            data[source] = data.get(source) or blending.load_data(members[0], reporting.moved_data(args))
             reports.append(blending.blend(members, data[source])[0])
             print(f"\nSplit {index + 1}: blend of {len(members)} members on {reports[-1]['n_val']:,} validation "
                   f"ratings, scored on {reports[-1]['n_test']:,} test ratings"

@@ -84,10 +84,12 @@ def data_identity(config):
     return config.get("dataset"), fingerprint["sha256"] if fingerprint else config.get("data_files")
 
 
-def load_data(member):
-    """The members' data set, checked against the checksums they recorded."""
-    data = data_processor.load_run_data(member.config)
-    data_processor.check_recorded(data, member.config, str(member.folder))
+def load_data(member, moved_data=None):
+    """The members' data set, checked against the ratings they recorded; `moved_data` as in
+    reporting.with_moved_data, when the data is no longer where the member recorded it."""
+    config = reporting.with_moved_data(member.config, moved_data or {})
+    data = data_processor.load_run_data(config)
+    data_processor.check_recorded(data, config, str(member.folder))
     return data
 
 

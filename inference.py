@@ -15,6 +15,7 @@ import data_processor
 import kernel_model  # noqa: F401  registers KernelAutoEncoder with Keras, for load_model
 import metrics
 import model  # noqa: F401  registers DeepAutoEncoder with Keras, for load_model
+import reporting
 import utils
 from utils import ConfigError
 
@@ -72,7 +73,7 @@ def load_run(results_dir, moved_data=None):
                           f"of a finished run.")
     config, ids = read_run_file(results_dir, "config.json"), read_run_file(results_dir, "ids.json")
     precision = read_run_file(results_dir, "metrics.json").get("precision", "float32")
-    config = with_moved_data(config, moved_data or {})
+    config = reporting.with_moved_data(config, moved_data or {})
     prepared = data_processor.prepare_run_data(config)
     data_processor.check_recorded(prepared.data, config, f"the model in {results_dir}", ids)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
@@ -82,17 +83,3 @@ def load_run(results_dir, moved_data=None):
         raise ConfigError(f"{results_dir / 'model.keras'} is damaged ({type(error).__name__}: {str(error)[:200]}). "
                           f"Fix: train the run again with python3 main.py --results-dir {results_dir}.") from None
     return network, config, prepared
-
-
-def with_moved_data(config, moved_data):
-    """The recorded configuration with the data's new place: --data-dir for a built-in data set, --ratings-file
-    and --titles-file for your own file."""
-    moved = {key: str(Path(value).expanduser().resolve()) for key, value in moved_data.items() if value}
-    own_file = config["dataset"] == "csv"
-    wrong = [key for key in moved if (key == "data_dir") == own_file]
-    if wrong:
-        flag = "--" + wrong[0].replace("_", "-")
-        raise ConfigError(f"{flag} does not apply to this run, trained on {config['dataset']}. Fix: "
-                          + ("give its file with --ratings-file (and --titles-file)." if own_file
-                             else "give the data set's folder with --data-dir."))
-    return {**config, **moved}

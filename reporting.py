@@ -56,7 +56,7 @@ def clear_previous_run(results_dir):
 
 
 def add_moved_data_flags(parser):
-    """evaluate.py's and recommend.py's flags for data that moved since the run was trained."""
+    """evaluate.py's, recommend.py's and blend.py's flags for data that moved since the run was trained."""
     for flag, what in (("--data-dir", "the data set's folder"), ("--ratings-file", "your ratings file (--dataset csv)"),
                        ("--titles-file", "your titles file (--dataset csv)")):
         parser.add_argument(flag, type=Path, help=f"{what}, if it moved since training (default: where the run "
@@ -65,6 +65,31 @@ def add_moved_data_flags(parser):
 
 def moved_data(args):
     return {"data_dir": args.data_dir, "ratings_file": args.ratings_file, "titles_file": args.titles_file}
+
+
+def with_moved_data(config, moved_data):
+    """The recorded configuration with the data's new place: --data-dir for a built-in data set, --ratings-file
+    and --titles-file for your own file. A built-in data set that is no longer where the run recorded it, and not
+    given, is looked for where a new run would look (its environment variable, such as MOVIELENS_DIR, or
+    data/); the ratings are checked against the run's record either way."""
+    moved = {key: str(Path(value).expanduser().resolve()) for key, value in moved_data.items() if value}
+    own_file = config["dataset"] == "csv"
+    wrong = [key for key in moved if (key == "data_dir") == own_file]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise ConfigError(f"{flag} does not apply to this run, trained on {config['dataset']}. Fix: "
+                          + ("give its file with --ratings-file (and --titles-file)." if own_file
+                             else "give the data set's folder with --data-dir."))
+    if not own_file and "data_dir" not in moved and not holds_data(config["dataset"], config["data_dir"]):
+        where_new_runs_look = data_processor.resolve_data_dir(config["dataset"])
+        if holds_data(config["dataset"], where_new_runs_look):
+            moved["data_dir"] = str(where_new_runs_look.resolve())
+    return {**config, **moved}
+
+
+def holds_data(dataset, folder):
+    source = data_processor.DATASETS[dataset]
+    return source.present(Path(folder)) if source.present else (Path(folder) / source.ratings_file).exists()
 
 
 def finished_result(folder):

@@ -1,11 +1,13 @@
 """A split depends on the set of ratings alone: the same ratings in another line order or layout give the same
-splits, metrics and fingerprint; other ratings are refused by name."""
+splits, metrics and fingerprint, and evaluate.py and blend.py read such a copy; other ratings are refused by name."""
 
 import json
 
 import numpy as np
 import pytest
 
+import baseline_models
+import blend
 import data_processor
 from datasets import own_csv
 import evaluate
@@ -101,3 +103,30 @@ def test_real_ml1m_is_already_in_the_canonical_order():
     users, movies = np.array([line.split(b"::")[:2] for line in path.read_bytes().splitlines()], dtype=np.int64).T
     pairs = users * 10_000 + movies
     assert (np.diff(pairs) > 0).all()
+
+
+def test_blend_reads_moved_reordered_data_and_refuses_other_ratings(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MOVIELENS_DIR", raising=False)
+    monkeypatch.setattr(data_processor, "DATA_DIR", tmp_path / "no-data-here")
+    folder = write_movielens(tmp_path / "ml-1m")
+    data = data_processor.load_data("ml-1m", folder)
+    baseline_models.evaluate_baselines(data, data_processor.split_ratings(data, "random", 1994), tmp_path / "runs")
+    members = [str(tmp_path / "runs" / name) for name in ("user-item-bias", "bmf")]
+    assert blend.main([*members, "--output", str(tmp_path / "before")]) == 0
+    before = json.loads((tmp_path / "before" / "blend.json").read_text())["test_rmse_mean"]
+    moved = folder.rename(tmp_path / "elsewhere")
+    assert blend.main([*members, "--output", str(tmp_path / "lost")]) == 2
+    assert str(folder) in capsys.readouterr().err
+    shuffle_lines(moved / "ratings.dat", fields=3)
+    assert blend.main([*members, "--data-dir", str(moved), "--output", str(tmp_path / "after")]) == 0
+    assert json.loads((tmp_path / "after" / "blend.json").read_text())["test_rmse_mean"] == before
+    monkeypatch.setenv("MOVIELENS_DIR", str(moved))  # where a new run would look: found there without a flag
+    assert blend.main([*members, "--output", str(tmp_path / "found")]) == 0
+    assert json.loads((tmp_path / "found" / "blend.json").read_text())["test_rmse_mean"] == before
+    lines = (moved / "ratings.dat").read_text().splitlines()
+    user, movie, rating = lines[0].split("::")
+    lines[0] = "::".join([user, movie, "1" if rating != "1" else "2"])
+    (moved / "ratings.dat").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert blend.main([*members, "--data-dir", str(moved), "--output", str(tmp_path / "refused")]) == 2
+    assert "are not the ratings" in capsys.readouterr().err
