@@ -122,8 +122,8 @@ def check_recorded(data, config, trained, ids=None):
     """Refuse ratings other than those `trained` (a run, in words) recorded in its config.json, naming what
     differs; another copy of the same ratings (other file, layout or line order) is accepted. Runs recorded
     before the ratings' fingerprint are checked by their files' checksums and ids.json's ids."""
-    fix = ("Fix: point the program at the data that run was trained on (evaluate.py and recommend.py take "
-           "--data-dir, or --ratings-file for your own file), or train a new model on this one.")
+    fix = ("Fix: point the program at the data that run was trained on (evaluate.py, recommend.py and blend.py "
+           "take --data-dir, or --ratings-file for your own file), or train a new model on this one.")
     recorded = config.get("ratings_fingerprint")
     if recorded:
         found = ratings_fingerprint(data)

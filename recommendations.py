@@ -25,12 +25,17 @@ class RecommendError(Exception):
 
 
 def item_label(data, item):
-    return data.titles.get(int(item), f"item {data.item_ids[item]}")
+    return data.titles.get(int(item), untitled_label(data.item_ids[item]))
+
+
+def untitled_label(item_id):
+    """An item without a title: 'item 12' for a number, a text id as it is (a product name, say)."""
+    return f"item {item_id}" if str(item_id).lstrip("-").isdigit() else str(item_id)
 
 
 def id_after(title, item_id):
     """'item 12, ' to print after a title; nothing where the label is the id already (data without titles)."""
-    return "" if title == f"item {item_id}" else f"item {item_id}, "
+    return "" if title == untitled_label(item_id) else f"item {item_id}, "
 
 
 def index_of(ids, text, what):

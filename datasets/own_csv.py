@@ -66,6 +66,9 @@ def read_csv_ratings(form):
         bad_line(path, original, row + (2 if header else 1), problem, CSV_HINT)
 
     ratings, scale = csv_rating_values(columns[2], form.rating_scale, bad)
+    if ratings.min() == ratings.max():
+        raise DataError(f"{path}: every rating is {ratings[0]:g}, so there is nothing to predict (interactions such as "
+                        f"clicks or purchases rather than ratings?). Fix: give ratings of at least two levels.")
     for role, ids in zip(CSV_ROLES, columns[:2]):
         if (ids == "").any():
             bad(int(np.argmax(ids == "")), f"the {role} id is missing")

@@ -152,6 +152,8 @@ def test_own_layouts_are_read(tmp_path, text, options, expected):
     (lambda lines: lines[:7] + ["c-001,SKU-7X,4,2024-02-30"] + lines[7:], [], ["line 8", "'2024-02-30' is not"]),
     (lambda lines: lines + [lines[1]], [], ["already rated on line 2"]),
     (lambda lines: lines, ["--columns", "customer,sku,stars"], ["no column 'sku'", "'product'"]),
+    (lambda lines: lines[:1] + [",".join([*line.split(",")[:2], "1", line.split(",")[3]]) for line in lines[1:]], [],
+     ["every rating is 1", "clicks or purchases", "at least two levels"]),
 ])
 def test_a_bad_line_of_an_own_file_is_named(tmp_path, capsys, mutate, flags, expected):
     ratings_file, _, _ = write_own_ratings(tmp_path / "data")
@@ -162,6 +164,13 @@ def test_a_bad_line_of_an_own_file_is_named(tmp_path, capsys, mutate, flags, exp
     error = capsys.readouterr().err
     assert all(text in error for text in expected), error
     assert "Traceback" not in error and not (tmp_path / "r").exists()  # nothing written, not even a folder
+
+
+def test_items_without_titles_are_named_by_their_ids():
+    data = type("Data", (), {"titles": {}, "item_ids": np.array(["Lamp, brass", "12"])})
+    assert [recommendations.item_label(data, item) for item in (0, 1)] == ["Lamp, brass", "item 12"]
+    assert recommendations.id_after("Lamp, brass", "Lamp, brass") == "" == recommendations.id_after("item 12", "12")
+    assert recommendations.id_after("Lamps (1990)", "12") == "item 12, "
 
 
 @pytest.mark.parametrize("flags, expected", [
