@@ -123,9 +123,14 @@ def text_encoding(path, raw):
 
 
 def detect_separator(path, first_line):
-    for separator in AUTO_SEPARATORS:
-        if separator in first_line:
+    """The first of AUTO_SEPARATORS that splits line 1 into 3 fields or more (so that the decimal comma of
+    'u1;i1;4,5' is not taken for one), else the first in it."""
+    present = [separator for separator in AUTO_SEPARATORS if separator in first_line]
+    for separator in present:
+        if len(first_line.split(separator)) >= 3:
             return separator
+    if present:
+        return present[0]
     raise DataError(f"{path}, line 1: no separator found ({', '.join(map(repr, AUTO_SEPARATORS))}): "
                     f"{first_line!r}. Fix: give it with --separator.")
 
@@ -133,6 +138,10 @@ def detect_separator(path, first_line):
 def csv_positions(path, columns, header_fields):
     """The 0-based positions of the user, item, rating (and timestamp) fields."""
     if not columns:
+        if len(header_fields) < 3:
+            raise DataError(f"{path}, line 1: {len(header_fields)} field(s), where a ratings file has a user, an item "
+                            f"and a rating on each line (and may have a timestamp). Fix: give the ratings with "
+                            f"the ids (this program predicts ratings, not interactions), or --separator.")
         return list(range(min(len(header_fields), 4)))
     names = [name.strip() for name in str(columns).split(",")]
     repeated = [name for position, name in enumerate(names) if name in names[:position]]
@@ -163,7 +172,7 @@ def csv_header(setting, columns, header_fields, rating_position):
     if setting != "auto":
         return setting == "yes"
     named = bool(columns) and not all(name.strip().isdigit() for name in str(columns).split(","))
-    return named or pd.isna(pd.to_numeric(header_fields[rating_position], errors="coerce"))
+    return named or pd.isna(pd.to_numeric(decimal_points([header_fields[rating_position]])[0], errors="coerce"))
 
 
 def csv_rating_values(text, rating_scale, bad):
@@ -171,8 +180,10 @@ def csv_rating_values(text, rating_scale, bad):
     the scale names its line."""
     import pandas as pd
 
-    values = (text if text.dtype.kind == "f" else pd.to_numeric(pd.Series(text), errors="coerce")
-              .to_numpy(dtype=np.float64))
+    if text.dtype.kind in "iuf":
+        values = text.astype(np.float64)
+    else:
+        values = pd.to_numeric(decimal_points(text), errors="coerce").to_numpy(dtype=np.float64)
     not_number = ~np.isfinite(values)
     if not_number.any():
         row = int(np.argmax(not_number))
@@ -194,9 +205,17 @@ def csv_rating_values(text, rating_scale, bad):
     return values.astype(np.float32), (float(low), float(high), float(step))
 
 
+def decimal_points(texts):
+    """Numbers written with a decimal comma (4,5: a spreadsheet's export) written with a point instead."""
+    import pandas as pd
+
+    return pd.Series(texts).astype(str).str.replace(r"^\s*([+-]?\d+),(\d+)\s*$", r"\1.\2", regex=True)
+
+
 def scale_text(scale):
     low, high, step = scale
-    return f"{low:g}-{high:g}" + (f" in steps of {step:g}" if step else " (any value)")
+    return (f"{low:g}-{high:g}" if low >= 0 else f"{low:g} to {high:g}") + (
+        f" in steps of {step:g}" if step else " (any value)")
 
 
 def csv_timestamps(text, bad):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from datasets import own_csv
+from datasets.lines import DataError
 import inference
 import main
 import metrics
@@ -126,6 +127,8 @@ def test_recommend_refuses_a_folder_without_a_model(tmp_path, capsys):
 @pytest.mark.parametrize("text, options, expected", [
     # the layouts a practitioner brings: separators, no header, columns by name or position, half stars, seconds
     ("u1;i1;4.5\nu2;i1;3\n", {}, ([4.5, 3.0], (3.0, 4.5, 0.5), None)),
+    ("u1;i1;4,5\nu2;i1;3\n", {}, ([4.5, 3.0], (3.0, 4.5, 0.5), None)),  # a spreadsheet's decimal comma
+    ("u1\ti1\t-9.5\nu2\ti1\t10\n", dict(rating_scale=[-10, 10, 0]), ([-9.5, 10.0], (-10.0, 10.0, 0.0), None)),
     ("item\tx\tuser\trating\ni1\t0\tu1\t4\ni1\t0\tu2\t2\n", dict(columns="user,item,rating"),
      ([4.0, 2.0], (2.0, 4.0, 1.0), None)),
     ("u1::i1::4::978300000\nu2::i1::2::978300001\n", {}, ([4.0, 2.0], (2.0, 4.0, 1.0), [978300000, 978300001])),
@@ -141,6 +144,7 @@ def test_own_layouts_are_read(tmp_path, text, options, expected):
     assert ratings.tolist() == pytest.approx(expected[0]) and scale == expected[1]
     assert (timestamps is None and expected[2] is None) or timestamps.tolist() == expected[2]
     assert len(users) == len(items) == 2 and users.dtype.kind == "U"
+    assert own_csv.scale_text(scale).startswith("-10 to 10" if scale[0] < 0 else f"{scale[0]:g}-{scale[1]:g}")
 
 
 @pytest.mark.parametrize("mutate, flags, expected", [
@@ -164,6 +168,13 @@ def test_a_bad_line_of_an_own_file_is_named(tmp_path, capsys, mutate, flags, exp
     error = capsys.readouterr().err
     assert all(text in error for text in expected), error
     assert "Traceback" not in error and not (tmp_path / "r").exists()  # nothing written, not even a folder
+
+
+def test_a_file_of_pairs_without_ratings_is_refused(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("u1,i1\nu2,i1\n")
+    with pytest.raises(DataError, match="line 1: 2 field.*a user, an item and a rating"):
+        own_csv.read_csv_ratings(own_csv.CsvFormat(str(path)))
 
 
 def test_items_without_titles_are_named_by_their_ids():
