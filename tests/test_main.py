@@ -413,3 +413,21 @@ def test_compare_gives_the_same_table_with_its_baselines_beside_the_networks_or_
     assert tables[0] == tables[1]
     assert [row["name"] for row in tables[0]] == ["global mean", "user+item bias", "autorec preset",
                                                   "blend of the above (fitted on validation)"]
+
+
+def test_compare_resumed_with_another_row_trains_only_that_row(movielens_dir, tmp_path):
+    """A finished table continued with --resume and one more row: the new row is trained for every split, every
+    finished member is kept as it is, and the table and blend have the new row."""
+    command = ["--data-dir", str(movielens_dir), "--split", "random", "--repeats", "2", "--epochs", "2",
+               "--batch-size", "16", "--results-dir", str(tmp_path / "table")]
+    assert main.main(["--compare", "user-item-bias,autorec", *command]) == 0
+    kept = {path: path.read_bytes() for row in ("user-item-bias", "autorec")
+            for path in (tmp_path / "table" / row).glob("run-*/predictions.npz")}
+    assert len(kept) == 4  # the blend's own folders are made again: it has a new member
+    assert main.main(["--compare", "user-item-bias,autorec,deeprec-user", *command, "--resume"]) == 0
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert all((tmp_path / "table" / "deeprec-user" / f"run-{index}" / "predictions.npz").is_file() for index in (1, 2))
+    with open(tmp_path / "table" / "comparison.csv") as handle:
+        assert "deeprec-user preset" in {row["name"] for row in csv.DictReader(handle)}
+    blend = json.loads((tmp_path / "table" / "blend.json").read_text())["splits"][1]
+    assert "deeprec-user" in {row["member"].split("/")[-2] for row in blend["members"]}
