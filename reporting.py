@@ -57,10 +57,12 @@ def clear_previous_run(results_dir):
 
 def add_moved_data_flags(parser):
     """evaluate.py's, recommend.py's and blend.py's flags for data that moved since the run was trained."""
-    for flag, what in (("--data-dir", "the data set's folder"), ("--ratings-file", "your ratings file (--dataset csv)"),
-                       ("--titles-file", "your titles file (--dataset csv)")):
-        parser.add_argument(flag, type=Path, help=f"{what}, if it moved since training (default: where the run "
-                                                  f"recorded it; the ratings must be the same)")
+    for flag, what, default in (
+            ("--data-dir", "the data set's folder", "where the run recorded it, else where a new run looks"),
+            ("--ratings-file", "your ratings file (--dataset csv)", "where the run recorded it"),
+            ("--titles-file", "your titles file (--dataset csv)", "where the run recorded it")):
+        parser.add_argument(flag, type=Path, help=f"{what}, if it moved since training (default: {default}; the "
+                                                  f"ratings must be the same)")
 
 
 def moved_data(args):
