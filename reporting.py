@@ -14,6 +14,7 @@ import numpy as np
 
 import data_processor
 import utils
+from datasets import download
 from utils import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -82,16 +83,12 @@ def with_moved_data(config, moved_data):
         raise ConfigError(f"{flag} does not apply to this run, trained on {config['dataset']}. Fix: "
                           + ("give its file with --ratings-file (and --titles-file)." if own_file
                              else "give the data set's folder with --data-dir."))
-    if not own_file and "data_dir" not in moved and not holds_data(config["dataset"], config["data_dir"]):
+    source = data_processor.DATASETS[config["dataset"]]
+    if not own_file and "data_dir" not in moved and not download.holds(source, config["data_dir"]):
         where_new_runs_look = data_processor.resolve_data_dir(config["dataset"])
-        if holds_data(config["dataset"], where_new_runs_look):
+        if download.holds(source, where_new_runs_look):
             moved["data_dir"] = str(where_new_runs_look.resolve())
     return {**config, **moved}
-
-
-def holds_data(dataset, folder):
-    source = data_processor.DATASETS[dataset]
-    return source.present(Path(folder)) if source.present else (Path(folder) / source.ratings_file).exists()
 
 
 def finished_result(folder):

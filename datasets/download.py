@@ -11,17 +11,19 @@ from pathlib import Path
 from datasets.lines import DataError
 
 
+def holds(source, data_dir):
+    """Whether data_dir holds the data set (its ratings file, or what source.present looks for)."""
+    return source.present(Path(data_dir)) if source.present else (Path(data_dir) / source.ratings_file).exists()
+
+
 def ensure_dataset(name, source, data_dir):
     """Return data_dir once it holds the data set `name` (described by `source`), downloading and unpacking it
     (verified) if it does not."""
     data_dir = Path(data_dir)
-    if source.url is None:
-        if not source.present(data_dir):
-            raise DataError(f"{name} is not in {data_dir}. {source.missing_help}")
-        return data_dir
-    ratings_path = data_dir / source.ratings_file
-    if ratings_path.exists():
+    if holds(source, data_dir):
         return data_dir  # a folder or an unreadable file in its place is reported by the parser, not downloaded over
+    if source.url is None:
+        raise DataError(f"{name} is not in {data_dir}. {source.missing_help}")
     print(f"{name} not found in {data_dir} (no {source.ratings_file}); downloading {source.url}")
     import keras  # imported here: parsing and splitting do not need it
 
