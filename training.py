@@ -53,8 +53,9 @@ class Session:
     def __enter__(self):
         if self.config["resume"]:
             self.checkpoint.check_resumable()
-            self.initial_epoch = self.checkpoint.finished_epochs()
-            earlier = self.checkpoint.state()["config"].get("machines", [reporting.UNRECORDED_MACHINE])
+            state = self.checkpoint.state()
+            self.initial_epoch = len(state["history"])
+            earlier = state["config"].get("machines", [reporting.UNRECORDED_MACHINE])
             self.checkpoint.run_config["machines"] = [*earlier, *(machine for machine in self.machines()
                                                                   if machine not in earlier)]
             print(f"Resuming from the checkpoint of epoch {self.initial_epoch} in {self.results_dir}")
