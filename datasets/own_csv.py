@@ -42,7 +42,8 @@ def read_csv_ratings(form):
     if not path.exists():
         raise DataError(f"{path} not found. Fix: give your ratings file with --ratings-file PATH (or RATINGS_FILE "
                         f"in main.py).")
-    original = read_bytes(path, CSV_HINT)
+    original = read_bytes(path, "give the text file that holds your ratings, one per line (user, item, rating), with "
+                                "--ratings-file")
     encoding = text_encoding(path, original)
     first_line = original[: original.index(b"\n")].decode(encoding).rstrip("\r")
     separator = detect_separator(path, first_line) if form.separator == "auto" else form.separator

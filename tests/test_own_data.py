@@ -177,6 +177,15 @@ def test_a_file_of_pairs_without_ratings_is_refused(tmp_path):
         own_csv.read_csv_ratings(own_csv.CsvFormat(str(path)))
 
 
+@pytest.mark.parametrize("make, expected", [(lambda path: path.write_text("\n \n"), "is empty"),
+                                             (lambda path: path.mkdir(), "is a folder, not a file")])
+def test_an_empty_file_or_a_folder_is_refused_with_what_to_give(tmp_path, make, expected):
+    path = tmp_path / "ratings.csv"
+    make(path)
+    with pytest.raises(DataError, match=f"{expected}. Fix: give the text file that holds your ratings"):
+        own_csv.read_csv_ratings(own_csv.CsvFormat(str(path)))
+
+
 def test_items_without_titles_are_named_by_their_ids():
     data = type("Data", (), {"titles": {}, "item_ids": np.array(["Lamp, brass", "12"])})
     assert [recommendations.item_label(data, item) for item in (0, 1)] == ["Lamp, brass", "item 12"]
