@@ -249,8 +249,8 @@ def file_fingerprint(path, full_hash_limit=1 << 30):
 def split_ratings(data, split="stratified", seed=SPLIT_SEED, time_window="full"):
     """The split's Split of the data, refused when too small to measure anything."""
     if len(data.ratings) < splits.MIN_TOTAL_RATINGS:
-        raise DataError(f"{data.data_dir} holds {len(data.ratings):,} ratings: at least {splits.MIN_TOTAL_RATINGS} "
-                        f"are needed for a meaningful run. Fix: use a larger data set.")
+        raise DataError(f"{Path(data.data_dir, next(iter(data.files)))} holds {len(data.ratings):,} ratings: at "
+                        f"least {splits.MIN_TOTAL_RATINGS} are needed for a meaningful run. Fix: use more ratings.")
     split, source = SPLIT_ALIASES.get(split, split), DATASETS[data.dataset]
     if split in source.splits:
         parts = source.splits[split](data, seed)
