@@ -4,6 +4,10 @@
 - global mean: every rating predicted as the mean training rating;
 - user+item biases: mean + b_user + b_item, fitted by alternating least squares with L2 strength `reg`
   (chosen on the validation ratings, never on the test ratings);
+- item-knn: the classical neighbourhood model on top of those biases (Koren 2010's kNN with baseline, Surprise's
+  KNNBaseline): a rating is its bias prediction plus the similarity-weighted mean residual of the user's
+  `neighbours` ratings of the items most similar to it; similarity is the shrunk Pearson correlation of the items'
+  bias residuals over their common raters; `neighbours` chosen on the validation ratings;
 - Bayesian factorization machines (Rendle et al. 2019, "On the Difficulty of Evaluating Baselines"; the `myfm`
   package), Gibbs-sampled, so nothing is tuned: `bmf` (user and item one-hot: Bayesian matrix factorization) and
   `bfm` (plus each user's rated items and each item's raters, normalised by 1/sqrt(count): Rendle's "flipped"
@@ -120,22 +124,107 @@ def select_biases(data, split, candidates=BIAS_REGULARISATION):
             lambda users: mu + user_bias[users, None] + item_bias[None, :])
 
 
-# Every baseline, in the order they run; the first four by default (bfm-probit takes as long again as bfm).
-BASELINES = ("global mean", "user+item bias", "bmf", "bfm", "bfm-probit")
-DEFAULT_BASELINES = BASELINES[:4]
+KNN_NEIGHBOURS = [10, 20, 40]  # candidates, picked on validation
+KNN_SHRINKAGE = 100.0  # the similarity of items with n common raters is shrunk by n / (n + this)
+KNN_ITEM_BLOCK = 2048  # items whose similarities are computed at a time (memory: 3 x items x this x 8 bytes)
 
 
-def baselines(data, split, names=DEFAULT_BASELINES, bias_candidates=BIAS_REGULARISATION):
+def item_similarities(users, items, residuals, n_users, n_items):
+    """[n_items, n_items] float32: the Pearson correlation of two items' bias residuals over the users who rated
+    both, shrunk towards 0 when they are few; 0 on the diagonal, so that an item is never its own neighbour."""
+    import scipy.sparse
+
+    residual = scipy.sparse.csc_matrix((residuals, (users, items)), shape=(n_users, n_items))
+    rated = scipy.sparse.csc_matrix((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
+    squared = residual.multiply(residual).tocsc()
+    similarity = np.empty((n_items, n_items), np.float32)
+    progress = utils.Progress(n_items, "item similarity row")
+    for start in range(0, n_items, KNN_ITEM_BLOCK):
+        block = slice(start, min(start + KNN_ITEM_BLOCK, n_items))
+        products = (residual.T @ residual[:, block]).toarray()
+        common = (rated.T @ rated[:, block]).toarray()
+        # the sums of squares of each item's residuals over the raters it shares with each item of the block
+        squares, squares_of_block = (squared.T @ rated[:, block]).toarray(), (rated.T @ squared[:, block]).toarray()
+        similarity[:, block] = (products / np.sqrt(np.maximum(squares * squares_of_block, 1e-12))
+                                * common / (common + KNN_SHRINKAGE))
+        progress.add(block.stop - start)
+    progress.done()
+    np.fill_diagonal(similarity, 0.0)
+    return similarity
+
+
+def knn_predictor(data, train, baseline, similarity, neighbours):
+    """predict(users, items) of the kNN model: baseline(users, items) plus, for each pair, the mean of the user's
+    training residuals at the `neighbours` rated items most similar to the item, weighted by (positive)
+    similarity. Pairs are taken a user at a time."""
+    import scipy.sparse
+
+    users, items = data.users[train], data.items[train]
+    residual = scipy.sparse.csr_matrix((data.ratings[train] - baseline(users, items), (users, items)),
+                                       shape=(data.n_users, data.n_items))
+
+    def predict(query_users, query_items):
+        predictions = baseline(query_users, query_items)
+        order = np.argsort(query_users, kind="stable")
+        bounds = np.searchsorted(query_users[order], np.arange(data.n_users + 1))
+        for user in np.flatnonzero(np.diff(bounds)):
+            queries = order[bounds[user]:bounds[user + 1]]
+            rated = slice(residual.indptr[user], residual.indptr[user + 1])
+            weights = similarity[np.ix_(query_items[queries], residual.indices[rated])]
+            residuals = np.broadcast_to(residual.data[rated], weights.shape)
+            if weights.shape[1] > neighbours:
+                nearest = np.argpartition(-weights, neighbours - 1, axis=1)[:, :neighbours]
+                weights, residuals = np.take_along_axis(weights, nearest, 1), residual.data[rated][nearest]
+            weights = np.maximum(weights, 0.0)
+            predictions[queries] += (weights * residuals).sum(axis=1) / (weights.sum(axis=1) + 1e-3)
+        return predictions
+
+    return predict
+
+
+def select_item_knn(data, split, bias_candidates=BIAS_REGULARISATION, neighbour_candidates=KNN_NEIGHBOURS):
+    """The kNN model on the bias model that `select_biases` picks, with the number of neighbours (among
+    `neighbour_candidates`) that scores best on the validation ratings. Returns (reg, neighbours, predict)."""
+    train, val = split.train, split.val
+    reg, baseline, _ = select_biases(data, split, bias_candidates)
+    users, items = data.users[train], data.items[train]
+    similarity = item_similarities(users, items, data.ratings[train] - baseline(users, items), data.n_users,
+                                   data.n_items)
+    if len(neighbour_candidates) == 1:
+        return reg, neighbour_candidates[0], knn_predictor(data, train, baseline, similarity, neighbour_candidates[0])
+    scored = []
+    for neighbours in neighbour_candidates:
+        predict = knn_predictor(data, train, baseline, similarity, neighbours)
+        val_rmse = metrics.global_rmse(data.ratings[val], predict(data.users[val], data.items[val]), data.scale[:2])
+        scored.append((val_rmse, neighbours, predict))
+    _, neighbours, predict = min(scored, key=lambda row: row[0])
+    return reg, neighbours, predict
+
+
+# Every baseline, in the order they run; all but bfm-probit by default (it takes as long again as bfm).
+BASELINES = ("global mean", "user+item bias", "item-knn", "bmf", "bfm", "bfm-probit")
+DEFAULT_BASELINES = BASELINES[:5]
+
+
+def baselines(data, split, names=DEFAULT_BASELINES, chosen=None):
     """The named baselines fitted on the training ratings, in turn: (name, predict(users, items), score_users or
-    None, facts to report); bfm-probit (bfm as an ordered probit model) only for ratings in steps. The Bayesian
-    ones have no ranking metrics: scoring every item for every user from hundreds of samples is out of proportion
-    for a baseline."""
+    None, facts to report); bfm-probit (bfm as an ordered probit model) only for ratings in steps. `chosen` ({name:
+    its train-only result}, for a refit): the settings validation chose (the bias model's strength, the kNN's and
+    its number of neighbours), not chosen again. The kNN and Bayesian ones have no ranking metrics: scoring every
+    item for every user is out of proportion for a baseline (neighbours per pair, hundreds of samples)."""
+    chosen = chosen or {}
     if "global mean" in names:
         mean = float(data.ratings[split.train].mean())
         yield "global mean", lambda users, items: np.full(len(users), mean), None, {}
     if "user+item bias" in names:
-        reg, predict, score_users = select_biases(data, split, bias_candidates)
+        bias = chosen.get("user+item bias")
+        reg, predict, score_users = select_biases(data, split, [bias["reg"]] if bias else BIAS_REGULARISATION)
         yield "user+item bias", predict, score_users, {"reg": reg}
+    if "item-knn" in names:
+        knn = chosen.get("item-knn")
+        settings = ([knn["reg"]], [knn["neighbours"]]) if knn else (BIAS_REGULARISATION, KNN_NEIGHBOURS)
+        reg, neighbours, predict = select_item_knn(data, split, *settings)
+        yield "item-knn", predict, None, {"reg": reg, "neighbours": neighbours}
     for name, implicit in (("bmf", False), ("bfm", True)):
         if name in names:
             yield name, fit_bayesian(data, split, implicit), None, {}
@@ -146,11 +235,11 @@ def baselines(data, split, names=DEFAULT_BASELINES, bias_candidates=BIAS_REGULAR
 def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES, keep_finished=False,
                        refit_of=None):
     """Both RMSEs (validation and test) of the named baselines, and the ranking metrics (test) where they have
-    them. Returns a list of {'name', 'reg' for the bias model, metric: value}. With `save_to`, each baseline's
+    them. Returns a list of {'name', 'reg' and 'neighbours' where chosen, metric: value}. With `save_to`, each baseline's
     folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py; with
     `keep_finished`, a baseline already there is read back instead of fitted again (--compare --resume). With
     `refit_of` ({name: its train-only result}), the refit protocol: each fitted on the training and validation
-    ratings together, the bias model with the strength validation chose; no validation metrics (trained on)."""
+    ratings together, with the settings validation chose; no validation metrics (trained on)."""
     if keep_finished and save_to is not None:
         finished = {name: reporting.finished_result(Path(save_to) / baseline_folder(name) / subfolder)
                     for name in names}
@@ -158,12 +247,10 @@ def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BA
             data, split, save_to, subfolder, [name for name in names if not finished[name]], refit_of=refit_of)}
         return [finished[name] or fitted[name] for name in names if finished[name] or name in fitted]
     results = []
-    bias_candidates = BIAS_REGULARISATION
     if refit_of:
         split = data_processor.refit_split(split)
-        bias_candidates = [refit_of["user+item bias"]["reg"]] if "user+item bias" in refit_of else []
     started = time.perf_counter()
-    for name, predict, score_users, facts in baselines(data, split, names, bias_candidates):
+    for name, predict, score_users, facts in baselines(data, split, names, refit_of):
         train_seconds = round(time.perf_counter() - started, 2)  # fitting (the generator fits before it yields)
         predictions = metrics.predict_parts(data, split, predict)
         result = metrics.evaluate_predictions(data, split, predictions, score_users)

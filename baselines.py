@@ -5,7 +5,7 @@
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
                          [--ordered-probit]    # also bfm-probit
                          [--refit]             # also each fitted on train + validation (DIR/<baseline>/refit)
-                         [--only NAME ...]     # just these (global-mean, user-item-bias, bmf, bfm, bfm-probit)
+                         [--only NAME ...]     # just these (global-mean, user-item-bias, item-knn, bmf, bfm, bfm-probit)
 """
 
 import argparse
@@ -82,7 +82,9 @@ def print_table(results):
     print("| baseline | test masked RMSE (per-user) | test RMSE (global) | val RMSE (global) | test NDCG@10 |")
     print("|---|---|---|---|---|")
     for result in results:
-        name = result["name"] + (f" (reg {result['reg']:g})" if "reg" in result else "") + (
+        chosen = [f"reg {result['reg']:g}"] if "reg" in result else []
+        chosen += [f"{result['neighbours']} neighbours"] if "neighbours" in result else []
+        name = result["name"] + (f" ({', '.join(chosen)})" if chosen else "") + (
             ", refit on train + validation" if result.get("refit") else "")
         ndcg = "" if result["test_ndcg_at_10"] is None else f"{result['test_ndcg_at_10']:.4f}"
         val = "" if result["val_rmse"] is None else f"{result['val_rmse']:.4f}"

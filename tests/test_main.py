@@ -338,13 +338,13 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
     assert main.main(["--compare", "--data-dir", str(movielens_dir), "--results-dir", str(results),
                       "--epochs", "2", "--batch-size", "16", "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
-    for name in ["global mean", "user+item bias", "reference preset", "autorec preset", "deeprec preset",
+    for name in ["global mean", "user+item bias", "item-knn", "reference preset", "autorec preset", "deeprec preset",
                  "deeprec-user preset", "sparsefc preset", "glocalk preset", "blend of the above (fitted on validation)"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
     blend = json.loads((results / "blend.json").read_text())["splits"][0]
     members = {row["member"].split("/")[-2] for row in blend["members"]}
-    assert {"bfm", "user-item-bias", "reference", "deeprec-user", "glocalk", "sparsefc"} <= members
+    assert {"bfm", "user-item-bias", "item-knn", "reference", "deeprec-user", "glocalk", "sparsefc"} <= members
     assert blend["n_test"] > 0
     assert "Made by `python3 main.py --compare" in table and "strongest Bayesian row" in table
     assert f"; trained on {utils.cpu_description()}.\n" in table  # every row, baselines and networks: this CPU

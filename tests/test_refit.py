@@ -106,17 +106,19 @@ def test_a_kernel_refit_runs_each_stage_for_its_kept_epochs_and_resumes(tmp_path
     assert read_json(cut / "refit" / "metrics.json")["test_rmse"] == pytest.approx(refit["test_rmse"], abs=1e-6)
 
 
-def test_refit_baselines_fit_train_and_validation_with_the_validation_chosen_strength(tmp_path):
+def test_refit_baselines_fit_train_and_validation_with_the_validation_chosen_settings(tmp_path):
     write_movielens(tmp_path / "ml-1m")
     data = data_processor.load_data("ml-1m", tmp_path / "ml-1m")
     split = data_processor.split_ratings(data, "random", 3)
-    trained = baseline_models.evaluate_baselines(data, split, names=("global mean", "user+item bias"))
-    refit = baseline_models.evaluate_baselines(data, split, names=("global mean", "user+item bias"),
-                                               refit_of={row["name"]: row for row in trained})
+    names = ("global mean", "user+item bias", "item-knn")
+    trained = baseline_models.evaluate_baselines(data, split, names=names)
+    chosen = {row["name"]: {**row, "reg": 40.0, "neighbours": 1} for row in trained}  # not what validation chose
+    refit = baseline_models.evaluate_baselines(data, split, names=names, refit_of=chosen)
     mean = data.ratings[np.concatenate([split.train, split.val])].mean()
     expected = np.sqrt(np.mean((np.clip(mean, 1, 5) - data.ratings[split.test]) ** 2))
     assert refit[0]["test_rmse"] == pytest.approx(expected) and refit[0]["refit"]
-    assert refit[1]["reg"] == trained[1]["reg"] and refit[1]["val_rmse"] is None
+    assert refit[1]["reg"] == 40.0 != trained[1]["reg"] and refit[1]["val_rmse"] is None
+    assert (refit[2]["reg"], refit[2]["neighbours"]) == (40.0, 1) and refit[2]["val_rmse"] is None
 
 
 def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_same_table(tmp_path, monkeypatch,
