@@ -156,7 +156,8 @@ def item_similarities(users, items, residuals, n_users, n_items):
 def knn_predictor(data, train, baseline, similarity, neighbours):
     """predict(users, items) of the kNN model: baseline(users, items) plus, for each pair, the mean of the user's
     training residuals at the `neighbours` rated items most similar to the item, weighted by (positive)
-    similarity. Pairs are taken a user at a time."""
+    similarity; 0.001 added to the weights' sum leaves the baseline where no neighbour is similar. Pairs are taken a
+    user at a time."""
     import scipy.sparse
 
     users, items = data.users[train], data.items[train]
