@@ -351,15 +351,19 @@ UNRECORDED_MACHINE = "a machine not recorded (runs and checkpoints older than th
 
 
 def machines_text(runs):
-    """The machines that trained the rows' runs ({row: its runs}), each with its splits: a table continued with
-    --resume may have run on several, and its train seconds compare only on one."""
-    splits = {}  # {machine: its split labels}, in order
-    for run in (run for row_runs in runs.values() for run in row_runs if run.get("train_seconds") is not None):
+    """The machines that trained the rows' runs ({row: its runs}), each with its splits in the table's order: a
+    table continued with --resume may have run on several, and its train seconds compare only on one."""
+    order, splits = {}, {}  # {split label: its place}, {machine: its split labels}
+    for run in (run for row_runs in runs.values() for run in row_runs):
+        order.setdefault(split_label(run), len(order))
+        if run.get("train_seconds") is None:
+            continue  # nothing trained (a blend)
         for machine in run.get("machines") or [UNRECORDED_MACHINE]:
-            splits.setdefault(machine, {})[split_label(run)] = None
+            splits.setdefault(machine, set()).add(split_label(run))
     if len(splits) <= 1:
         return f"trained on {next(iter(splits), 'no machine recorded')}"
-    return "trained on " + "; ".join(f"{machine} ({', '.join(labels)})" for machine, labels in splits.items())
+    return "trained on " + "; ".join(f"{machine} ({', '.join(sorted(labels, key=order.get))})"
+                                     for machine, labels in splits.items())
 
 
 def save_comparison(results_dir, rows, heading=(), title=""):

@@ -177,10 +177,13 @@ def test_compare_with_refit_blends_with_train_only_weights_and_resumes_to_the_sa
 def test_a_table_names_each_machine_with_its_splits_and_runs_recorded_before_machines_were():
     runs = {"bfm": [{"split": "random", "split_seed": 1994, "train_seconds": 9.0, "machines": None},
                     {"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["X"]}],
-            "glocalk preset": [{"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["X", "Y"]}],
+            "glocalk preset": [{"split": "random", "split_seed": 1994, "train_seconds": 9.0, "machines": ["Y"]},
+                               {"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["X", "Y"]}],
+            "autorec preset": [{"split": "random", "split_seed": 1995, "train_seconds": 9.0, "machines": ["Z"]},
+                               {"split": "random", "split_seed": 1994, "train_seconds": 9.0, "machines": ["Z"]}],
             "blend": [{"split": "random", "split_seed": 1996}]}  # nothing trained, nothing timed
     assert reporting.machines_text(runs) == f"trained on {reporting.UNRECORDED_MACHINE} (seed 1994); X (seed 1995); " \
-                                            f"Y (seed 1995)"
+                                            f"Y (seed 1994, seed 1995); Z (seed 1994, seed 1995)"  # the table's order
     assert reporting.machines_text({"bfm": runs["bfm"][1:]}) == "trained on X"
 
 
