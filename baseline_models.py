@@ -126,7 +126,8 @@ def select_biases(data, split, candidates=BIAS_REGULARISATION):
 
 KNN_NEIGHBOURS = [10, 20, 40]  # candidates, picked on validation
 KNN_SHRINKAGE = 100.0  # the similarity of items with n common raters is shrunk by n / (n + this)
-KNN_ITEM_BLOCK = 2048  # items whose similarities are computed at a time (memory: 3 x items x this x 8 bytes)
+KNN_ITEM_BLOCK = 2048  # items whose similarities are computed at a time (memory: 4 x items x this x 8 bytes)
+KNN_MAX_ITEMS = 30_000  # more items are skipped: the similarity matrix (items^2 x 4 bytes) would pass 3.6 GB
 
 
 def item_similarities(users, items, residuals, n_users, n_items):
@@ -221,7 +222,10 @@ def baselines(data, split, names=DEFAULT_BASELINES, chosen=None):
         bias = chosen.get("user+item bias")
         reg, predict, score_users = select_biases(data, split, [bias["reg"]] if bias else BIAS_REGULARISATION)
         yield "user+item bias", predict, score_users, {"reg": reg}
-    if "item-knn" in names:
+    if "item-knn" in names and data.n_items > KNN_MAX_ITEMS:
+        print(f"item-knn skipped: {data.n_items:,} items would need a {data.n_items ** 2 * 4 / 1e9:.1f} GB similarity "
+              f"matrix (more than KNN_MAX_ITEMS = {KNN_MAX_ITEMS:,} items in baseline_models.py).")
+    elif "item-knn" in names:
         knn = chosen.get("item-knn")
         settings = ([knn["reg"]], [knn["neighbours"]]) if knn else (BIAS_REGULARISATION, KNN_NEIGHBOURS)
         reg, neighbours, predict = select_item_knn(data, split, *settings)

@@ -76,6 +76,15 @@ def test_item_knn_never_reads_a_test_rating_and_chooses_on_validation():
     np.testing.assert_allclose(again[2](data.users[split.test], data.items[split.test]), before)
 
 
+def test_item_knn_is_skipped_with_a_note_where_its_similarities_would_not_fit(monkeypatch, capsys):
+    monkeypatch.setattr(baseline_models, "KNN_MAX_ITEMS", 50)
+    data = low_rank_ratings()
+    results = baseline_models.evaluate_baselines(data, splits.random_split(data, 3),
+                                                 names=("user+item bias", "item-knn"))
+    assert [result["name"] for result in results] == ["user+item bias"]
+    assert "item-knn skipped: 80 items would need a 0.0 GB similarity matrix" in capsys.readouterr().out
+
+
 def test_baselines_only_fits_and_keeps_the_named_ones(movielens_dir, tmp_path, capsys):
     runs = tmp_path / "runs"
     assert baselines.main(["--data-dir", str(movielens_dir), "--split", "random", "--results-dir", str(runs),
