@@ -240,8 +240,8 @@ def baselines(data, split, names=DEFAULT_BASELINES, chosen=None):
 def evaluate_baselines(data, split, save_to=None, subfolder="", names=DEFAULT_BASELINES, keep_finished=False,
                        refit_of=None):
     """Both RMSEs (validation and test) of the named baselines, and the ranking metrics (test) where they have
-    them. Returns a list of {'name', 'reg' and 'neighbours' where chosen, metric: value}. With `save_to`, each baseline's
-    folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py; with
+    them. Returns a list of {'name', 'reg' and 'neighbours' where chosen, metric: value}. With `save_to`, each
+    baseline's folder there (save_to/bfm/subfolder, say) holds its predictions, as a run's, for blend.py; with
     `keep_finished`, a baseline already there is read back instead of fitted again (--compare --resume). With
     `refit_of` ({name: its train-only result}), the refit protocol: each fitted on the training and validation
     ratings together, with the settings validation chose; no validation metrics (trained on)."""

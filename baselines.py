@@ -5,7 +5,7 @@
                          [--results-dir DIR]   # keeps each baseline's predictions for blend.py
                          [--ordered-probit]    # also bfm-probit
                          [--refit]             # also each fitted on train + validation (DIR/<baseline>/refit)
-                         [--only NAME ...]     # just these (global-mean, user-item-bias, item-knn, bmf, bfm, bfm-probit)
+                         [--only NAME ...]     # just these: global-mean, user-item-bias, item-knn, bmf, bfm, bfm-probit
 """
 
 import argparse

@@ -267,7 +267,8 @@ def test_interrupt_then_resume_continues_the_history(movielens_dir, tmp_path, si
 
 
 def run_interrupted_after_epoch(epoch, args, monkeypatch):
-    """main.main(args) with a Ctrl-C just after the given epoch's end (and its checkpoint, if one is due): its status."""
+    """main.main(args) with a Ctrl-C just after the given epoch's end (and its checkpoint, if one is due): the
+    status."""
     on_epoch_end = checkpoints.KerasCheckpoint.on_epoch_end
 
     def interrupt(self, index, logs=None):
@@ -339,7 +340,8 @@ def test_compare_writes_table_and_chart(movielens_dir, tmp_path):
                       "--epochs", "2", "--batch-size", "16", "--lbfgs-iterations", "3", "--finetune-epochs", "1"]) == 0
     table = (results / "comparison.md").read_text()
     for name in ["global mean", "user+item bias", "item-knn", "reference preset", "autorec preset", "deeprec preset",
-                 "deeprec-user preset", "sparsefc preset", "glocalk preset", "blend of the above (fitted on validation)"]:
+                 "deeprec-user preset", "sparsefc preset", "glocalk preset",
+                 "blend of the above (fitted on validation)"]:
         assert name in table
     assert (results / "comparison.png").stat().st_size > 0 and (results / "comparison.csv").is_file()
     blend = json.loads((results / "blend.json").read_text())["splits"][0]

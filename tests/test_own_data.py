@@ -204,7 +204,8 @@ def test_csv_flags_are_checked(flags, expected, capsys):
 
 
 def test_kernel_models_recommend_and_find_similar_items(tmp_path, capsys):
-    """GLocal-K (kernelised layers, global kernel, L-BFGS) answers --all-users and --similar-to like the deep network."""
+    """GLocal-K (kernelised layers, global kernel, L-BFGS) answers --all-users and --similar-to as the deep network
+    does."""
     ratings_file, _, pairs = write_own_ratings(tmp_path / "data")
     results = tmp_path / "glocalk"
     assert main.main([*csv_flags(ratings_file), "--preset", "glocalk", "--layers", "8,8", "--epochs", "2",
