@@ -336,8 +336,8 @@ def train(model, train_matrix, val_matrix, stages, patience, min_delta, checkpoi
             if not all(math.isfinite(value) for value in scores.values()):
                 raise FloatingPointError(f"the objective became NaN or infinite in epoch {row['epoch']}")
             improved = not select or scores["val_rmse_clip"] < state["best_val"] - min_delta
-            if improved:
-                state.update(best_val=scores.get("val_rmse_clip", math.inf), best_epoch=row["epoch"], bad_epochs=0)
+            if improved:  # a refit has no validation RMSE: its best_val stays None, every epoch "best"
+                state.update(best_val=scores.get("val_rmse_clip"), best_epoch=row["epoch"], bad_epochs=0)
                 best_weights = model.get_weights()
             else:
                 state["bad_epochs"] += 1

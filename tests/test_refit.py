@@ -99,6 +99,8 @@ def test_a_kernel_refit_runs_each_stage_for_its_kept_epochs_and_resumes(tmp_path
     cut = tmp_path / "cut"
     assert main.main([*common, "--results-dir", str(cut)]) == 130
     assert (cut / "metrics.json").is_file() and (cut / "refit" / "checkpoint.json").is_file()
+    strict = json.loads((cut / "refit" / "checkpoint.json").read_text(), parse_constant=pytest.fail)  # no Infinity
+    assert strict["best_val"] is None and strict["best_epoch"] == 1
     train_only = (cut / "metrics.json").read_text()
     monkeypatch.setattr(checkpoints.LbfgsCheckpoint, "save", save)
     assert main.main([*common, "--results-dir", str(cut), "--resume"]) == 0
