@@ -130,13 +130,23 @@ KNN_ITEM_BLOCK = 2048  # items whose similarities are computed at a time (memory
 KNN_MAX_ITEMS = 30_000  # more items are skipped: the similarity matrix (items^2 x 4 bytes) would pass 3.6 GB
 
 
-def item_similarities(users, items, residuals, n_users, n_items):
-    """[n_items, n_items] float32: the Pearson correlation of two items' bias residuals over the users who rated
-    both, shrunk towards 0 when they are few; 0 on the diagonal, so that an item is never its own neighbour."""
+def bias_residuals(data, train, baseline):
+    """The training ratings minus the bias model's predictions, as a sparse [users, items] CSR matrix."""
     import scipy.sparse
 
-    residual = scipy.sparse.csc_matrix((residuals, (users, items)), shape=(n_users, n_items))
-    rated = scipy.sparse.csc_matrix((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
+    users, items = data.users[train], data.items[train]
+    return scipy.sparse.csr_matrix((data.ratings[train] - baseline(users, items), (users, items)),
+                                   shape=(data.n_users, data.n_items))
+
+
+def item_similarities(residual):
+    """[items, items] float32 from the bias residuals (bias_residuals): the Pearson correlation of two items'
+    residuals over the users who rated both, shrunk towards 0 when they are few; 0 on the diagonal, so that an
+    item is never its own neighbour."""
+    n_items = residual.shape[1]
+    residual = residual.tocsc()
+    rated = residual.copy()
+    rated.data[:] = 1.0  # every rating, a residual of exactly 0 too
     squared = residual.multiply(residual).tocsc()
     similarity = np.empty((n_items, n_items), np.float32)
     progress = utils.Progress(n_items, "item similarity row")
@@ -154,21 +164,16 @@ def item_similarities(users, items, residuals, n_users, n_items):
     return similarity
 
 
-def knn_predictor(data, train, baseline, similarity, neighbours):
+def knn_predictor(baseline, residual, similarity, neighbours):
     """predict(users, items) of the kNN model: baseline(users, items) plus, for each pair, the mean of the user's
-    training residuals at the `neighbours` rated items most similar to the item, weighted by (positive)
-    similarity; 0.001 added to the weights' sum leaves the baseline where no neighbour is similar. Pairs are taken a
-    user at a time."""
-    import scipy.sparse
-
-    users, items = data.users[train], data.items[train]
-    residual = scipy.sparse.csr_matrix((data.ratings[train] - baseline(users, items), (users, items)),
-                                       shape=(data.n_users, data.n_items))
+    training residuals (bias_residuals) at the `neighbours` rated items most similar to the item, weighted by
+    (positive) similarity; 0.001 added to the weights' sum leaves the baseline where no neighbour is similar. Pairs
+    are taken a user at a time."""
 
     def predict(query_users, query_items):
         predictions = baseline(query_users, query_items)
         order = np.argsort(query_users, kind="stable")
-        bounds = np.searchsorted(query_users[order], np.arange(data.n_users + 1))
+        bounds = np.searchsorted(query_users[order], np.arange(residual.shape[0] + 1))
         for user in np.flatnonzero(np.diff(bounds)):
             queries = order[bounds[user]:bounds[user + 1]]
             rated = slice(residual.indptr[user], residual.indptr[user + 1])
@@ -189,14 +194,13 @@ def select_item_knn(data, split, bias_candidates=BIAS_REGULARISATION, neighbour_
     `neighbour_candidates`) that scores best on the validation ratings. Returns (reg, neighbours, predict)."""
     train, val = split.train, split.val
     reg, baseline, _ = select_biases(data, split, bias_candidates)
-    users, items = data.users[train], data.items[train]
-    similarity = item_similarities(users, items, data.ratings[train] - baseline(users, items), data.n_users,
-                                   data.n_items)
+    residual = bias_residuals(data, train, baseline)
+    similarity = item_similarities(residual)
     if len(neighbour_candidates) == 1:
-        return reg, neighbour_candidates[0], knn_predictor(data, train, baseline, similarity, neighbour_candidates[0])
+        return reg, neighbour_candidates[0], knn_predictor(baseline, residual, similarity, neighbour_candidates[0])
     scored = []
     for neighbours in neighbour_candidates:
-        predict = knn_predictor(data, train, baseline, similarity, neighbours)
+        predict = knn_predictor(baseline, residual, similarity, neighbours)
         val_rmse = metrics.global_rmse(data.ratings[val], predict(data.users[val], data.items[val]), data.scale[:2])
         scored.append((val_rmse, neighbours, predict))
     _, neighbours, predict = min(scored, key=lambda row: row[0])

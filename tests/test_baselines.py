@@ -46,15 +46,15 @@ def test_item_knn_is_its_definition_computed_pair_by_pair():
     baseline = lambda users, items: 3.0 + 0.1 * users - 0.05 * items  # noqa: E731  any baseline will do
     residual = np.full((data.n_users, data.n_items), np.nan)
     residual[users, items] = data.ratings[train] - baseline(users, items)
-    similarity = baseline_models.item_similarities(users, items, residual[users, items], data.n_users,
-                                                   data.n_items)
+    similarity = baseline_models.item_similarities(baseline_models.bias_residuals(data, train, baseline))
     for i in range(data.n_items):
         for j in range(data.n_items):
             common = ~np.isnan(residual[:, i]) & ~np.isnan(residual[:, j])
             a, b = residual[common, i], residual[common, j]
             expected = 0.0 if i == j else a @ b / np.sqrt((a @ a) * (b @ b)) * common.sum() / (common.sum() + 100)
             assert similarity[i, j] == pytest.approx(expected, abs=1e-5)
-    predict = baseline_models.knn_predictor(data, train, baseline, similarity, neighbours=3)
+    predict = baseline_models.knn_predictor(baseline, baseline_models.bias_residuals(data, train, baseline),
+                                            similarity, neighbours=3)
     test_users, test_items = data.users[split.test], data.items[split.test]
     for user, item, predicted in zip(test_users, test_items, predict(test_users, test_items)):
         rated = np.flatnonzero(~np.isnan(residual[user]))
