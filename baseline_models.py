@@ -110,18 +110,22 @@ def fit_bayesian(data, split, implicit, probit=False, rank=BAYES_RANK, iteration
 def select_biases(data, split, candidates=BIAS_REGULARISATION):
     """The user+item bias model whose L2 strength (among `candidates`) scores best on the validation ratings.
     Returns (reg, predict, score_users)."""
-    train, val = split.train, split.val
-    best = None
+    scored = []
     for reg in candidates:
-        mu, user_bias, item_bias = fit_biases(data.users[train], data.items[train],
-                                              data.ratings[train].astype(np.float64), data.n_users, data.n_items, reg)
-        predictions = mu + user_bias[data.users[val]] + item_bias[data.items[val]]
-        val_rmse = metrics.global_rmse(data.ratings[val], predictions, data.scale[:2])
-        if best is None or val_rmse < best[0]:
-            best = (val_rmse, reg, mu, user_bias, item_bias)
-    _, reg, mu, user_bias, item_bias = best
+        mu, user_bias, item_bias = fit_biases(data.users[split.train], data.items[split.train],
+                                              data.ratings[split.train].astype(np.float64), data.n_users,
+                                              data.n_items, reg)
+        val_rmse = validation_rmse(data, split, lambda users, items: mu + user_bias[users] + item_bias[items])
+        scored.append((val_rmse, reg, mu, user_bias, item_bias))
+    _, reg, mu, user_bias, item_bias = min(scored, key=lambda row: row[0])
     return (reg, lambda users, items: mu + user_bias[users] + item_bias[items],
             lambda users: mu + user_bias[users, None] + item_bias[None, :])
+
+
+def validation_rmse(data, split, predict):
+    """Global RMSE of `predict(users, items)` on the split's validation ratings: what every choice looks at."""
+    val = split.val
+    return metrics.global_rmse(data.ratings[val], predict(data.users[val], data.items[val]), data.scale[:2])
 
 
 KNN_NEIGHBOURS = [10, 20, 40]  # candidates, picked on validation
@@ -192,17 +196,15 @@ def knn_predictor(baseline, residual, similarity, neighbours):
 def select_item_knn(data, split, bias_candidates=BIAS_REGULARISATION, neighbour_candidates=KNN_NEIGHBOURS):
     """The kNN model on the bias model that `select_biases` picks, with the number of neighbours (among
     `neighbour_candidates`) that scores best on the validation ratings. Returns (reg, neighbours, predict)."""
-    train, val = split.train, split.val
     reg, baseline, _ = select_biases(data, split, bias_candidates)
-    residual = bias_residuals(data, train, baseline)
+    residual = bias_residuals(data, split.train, baseline)
     similarity = item_similarities(residual)
     if len(neighbour_candidates) == 1:
         return reg, neighbour_candidates[0], knn_predictor(baseline, residual, similarity, neighbour_candidates[0])
     scored = []
     for neighbours in neighbour_candidates:
         predict = knn_predictor(baseline, residual, similarity, neighbours)
-        val_rmse = metrics.global_rmse(data.ratings[val], predict(data.users[val], data.items[val]), data.scale[:2])
-        scored.append((val_rmse, neighbours, predict))
+        scored.append((validation_rmse(data, split, predict), neighbours, predict))
     _, neighbours, predict = min(scored, key=lambda row: row[0])
     return reg, neighbours, predict
 
