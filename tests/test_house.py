@@ -166,3 +166,21 @@ def test_the_readme_results_table_agrees_with_the_reference_tables_it_cites():
             expected = [f"{float(row['test_rmse_mean']):.4f} ± {float(row['test_rmse_std']):.4f}"
                         for row in (table[name], table[f"{name} (refit)"])] if name in table else ["—", "—"]
             assert cells == expected, (name_of_table, name)
+
+
+def test_every_comparison_the_docs_cite_is_there_and_made_by_the_command_they_quote():
+    """A reference table cited in README.md or docs/results.md exists, and the `--compare` command quoted right
+    after the citation is the one in the table's first line (its flags, in any order; the results folder aside)."""
+    cited = 0
+    for document in ("README.md", "docs/results.md"):
+        text = " ".join((PROJECT_DIR / document).read_text().split())
+        for match in re.finditer(r"\]\(((?:\.\./)?results/reference/([\w-]+)/comparison\.md)\)", text):
+            table = PROJECT_DIR / "results" / "reference" / match.group(2) / "comparison.md"
+            assert table.is_file(), (document, match.group(1))
+            cited += 1
+            quoted = re.match(r"[^`]{0,3}`(python3 main\.py --compare [^`]+)`", text[match.end():])
+            if quoted:
+                made_by = re.search(r"`(python3 main\.py [^`]+)`", table.read_text().splitlines()[0]).group(1)
+                flags = [set(command.split(" --")) for command in (quoted.group(1), made_by)]  # "repeats 5", ...
+                assert flags[0] <= flags[1], (document, match.group(2), flags[0] - flags[1])
+    assert cited >= 4
