@@ -1,6 +1,6 @@
 """The shape of the code: no import circle, no script importing another, main.py short, modules and functions
-short, the data layer's door, toolkit and generic splits naming no format, --help cheap by the import graph, and
-exactly one flag for every constant of main.py."""
+short, the data layer's door, toolkit and generic splits naming no format, --help cheap by the import graph,
+exactly one flag for every constant of main.py, and the docs' figures and commands those of the reference tables."""
 
 import argparse
 import ast
